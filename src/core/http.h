@@ -1,0 +1,130 @@
+/* The HTTP server adapter over libmicrohttpd: listeners (HTTP or HTTPS), a thread pool, request
+ * size limits, route tables declared as data, percent-decoded query keys and values, tolerant
+ * paths (leading `//` collapsed, trailing `/` ignored, interior empty segments kept so that an
+ * empty Key Vault version segment still matches `{version}`), request ids, and one place that
+ * turns a handler's response into bytes on the wire.
+ *
+ * Threading: handlers run on the pool's threads and may block briefly (a database read). */
+#ifndef BC_HTTP_H
+#define BC_HTTP_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "core/buf.h"
+#include "core/limits.h"
+
+#define BC_HTTP_MAX_CAPTURES 8
+#define BC_HTTP_MAX_RES_HEADERS 16
+
+struct bc_http_kv {
+	const char *key;
+	const char *value;
+};
+
+struct bc_http_req {
+	const char *method;     /* "GET", ... */
+	const char *path;       /* normalised path, percent-decoded per segment, no query */
+	const char *raw_target; /* the request target as received */
+	const char *host;       /* Host header, NULL if absent */
+	const char *client_ip;  /* textual peer address */
+	const char *request_id; /* x-ms-client-request-id when sane, else generated; echoed */
+	const char *body;       /* NUL-terminated; "" when empty */
+	size_t body_len;
+	const struct bc_http_kv *query; /* decoded key/value pairs in order, duplicates kept */
+	size_t nquery;
+	/* Route captures in pattern order: `{name}` segments, and the host label for host-matched
+	 * mounts first (see bc_http_mount). A capture may be "" (empty segment). */
+	const char *captures[BC_HTTP_MAX_CAPTURES];
+	size_t ncaptures;
+	const char *route;      /* the matched pattern (for logs and metrics) */
+	int listener_tag;       /* the tag of the listener that accepted the request */
+	void *conn_ctx;         /* per-listener user pointer (bc_http_listener.ctx) */
+	void *priv;             /* adapter-private */
+};
+
+/* Header lookup, case-insensitive. count tells how many times the header appears. */
+const char *bc_http_header(const struct bc_http_req *req, const char *name);
+size_t bc_http_header_count(const struct bc_http_req *req, const char *name);
+/* First value of query key (decoded), or NULL. count for duplicate detection. */
+const char *bc_http_query(const struct bc_http_req *req, const char *key);
+size_t bc_http_query_count(const struct bc_http_req *req, const char *key);
+/* Parses an application/x-www-form-urlencoded body into pairs (bounded by BC_LIMIT_FORM_FIELDS).
+ * The strings live in storage (caller releases it with bc_buf_release). */
+int bc_http_form_parse(const char *body, size_t len, struct bc_http_kv *pairs, size_t max, size_t *n,
+		       struct bc_buf *storage, struct bc_error *err) BC_MUST_CHECK;
+/* Percent-decodes (and '+' to space when plus_space) in place; returns new length or -1. */
+long bc_http_pct_decode(char *s, size_t len, bool plus_space);
+
+struct bc_http_res {
+	int status;                /* 0 = not set (500) */
+	const char *content_type;  /* static string; default application/json; charset=utf-8 */
+	struct bc_buf body;
+	struct bc_http_kv headers[BC_HTTP_MAX_RES_HEADERS]; /* owned copies */
+	size_t nheaders;
+	const char *reason;        /* static reason phrase override, NULL = standard */
+};
+
+/* Adds a response header (copied). */
+int bc_http_res_header(struct bc_http_res *res, const char *key, const char *value);
+/* Sets status and a JSON body. Steals the reference to body (may be NULL: empty body). */
+void bc_http_res_json(struct bc_http_res *res, int status, json_t *body);
+void bc_http_res_text(struct bc_http_res *res, int status, const char *content_type, const char *text);
+
+typedef void (*bc_http_handler)(struct bc_http_req *req, struct bc_http_res *res, void *ctx);
+
+/* A route: method ("*" = any), path pattern ("/subscriptions/{sub}/resourceGroups/{rg}"),
+ * handler. Literal segments match case-insensitively (ARM paths are case-insensitive).
+ * `early`, when set, is called once the headers are in, before any body is read; if it sets
+ * res->status the request is answered with that response and the handler is not called
+ * (the Key Vault 401 challenge is answered before the body is read). */
+struct bc_route {
+	const char *method;
+	const char *pattern;
+	bc_http_handler handler;
+	bc_http_handler early;
+	size_t max_body; /* 0 = BC_LIMIT_HTTP_BODY */
+};
+
+struct bc_http_server;
+
+struct bc_http_listener {
+	const char *address; /* "127.0.0.1:0", "[::1]:8443", "0.0.0.0:443"; ignored when fd >= 0 */
+	int fd;              /* an already bound listening socket (e.g. made inside a netns), or -1 */
+	const char *tls_cert_pem; /* NULL = plain HTTP; the chain, leaf first */
+	const char *tls_key_pem;
+	unsigned threads;    /* pool size, 0 = 2 */
+	int tag;             /* copied to req->listener_tag */
+	void *ctx;           /* copied to req->conn_ctx */
+	size_t max_connections; /* 0 = BC_LIMIT_HTTP_CONNECTIONS */
+};
+
+struct bc_http_server *bc_http_server_new(void);
+/* Mounts routes. host_suffix: NULL matches any Host; ".vault.badge.internal" matches Hosts
+ * "<label>.vault.badge.internal[:port]" (case-insensitive) and puts <label> first in
+ * captures. prefix: a pattern prepended to each route pattern ("/vaults/{vault}"), may be NULL.
+ * Host-matched mounts are tried before host-agnostic ones. The route array and ctx are
+ * borrowed and must outlive the server. */
+int bc_http_mount(struct bc_http_server *srv, const char *host_suffix, const char *prefix,
+		  const struct bc_route *routes, size_t n, void *ctx) BC_MUST_CHECK;
+/* Handler for requests no route matches (NULL = a JSON 404 {"error":{"code":"NotFound"}}). */
+void bc_http_set_fallback(struct bc_http_server *srv, bc_http_handler fn, void *ctx);
+/* Optional hook called after every response is queued (access log, metrics). */
+typedef void (*bc_http_observer)(const struct bc_http_req *req, int status, double duration_ms, void *ctx);
+void bc_http_set_observer(struct bc_http_server *srv, bc_http_observer fn, void *ctx);
+/* Starts a listener. Returns its bound port in *port (useful with port 0). Can be called
+ * several times (several listeners share the routes). */
+int bc_http_listen(struct bc_http_server *srv, const struct bc_http_listener *l, int *port,
+		   struct bc_error *err) BC_MUST_CHECK;
+/* Stops every listener: no new connections, in-flight requests finish. */
+void bc_http_server_stop(struct bc_http_server *srv);
+void bc_http_server_free(struct bc_http_server *srv);
+
+/* Runs a request through the routes without a socket (unit tests). host may be NULL. */
+int bc_http_dispatch_test(struct bc_http_server *srv, const char *method, const char *target,
+			  const char *host, const struct bc_http_kv *headers, size_t nheaders,
+			  const char *body, size_t body_len, struct bc_http_res *res) BC_MUST_CHECK;
+void bc_http_res_release(struct bc_http_res *res);
+
+#endif

@@ -1,0 +1,51 @@
+/* Every limit on untrusted input, in one place. Each bounds something a peer controls. */
+#ifndef BC_LIMITS_H
+#define BC_LIMITS_H
+
+/* HTTP */
+#define BC_LIMIT_HTTP_BODY (256 * 1024)        /* request body bytes (a 25 KiB secret base64'd in JSON fits easily) */
+#define BC_LIMIT_HTTP_HEADERS 64               /* header fields per request */
+#define BC_LIMIT_HTTP_HEADER_BYTES (16 * 1024) /* all request header bytes (MHD memory pool) */
+#define BC_LIMIT_HTTP_URL 8192                 /* request target bytes */
+#define BC_LIMIT_HTTP_QUERY_PARAMS 32          /* query parameters per request */
+#define BC_LIMIT_HTTP_PATH_SEGMENTS 16         /* path segments per request */
+#define BC_LIMIT_HTTP_CONNECTIONS 4096         /* concurrent connections per listener */
+#define BC_LIMIT_HTTP_TIMEOUT_S 60             /* idle connection timeout */
+#define BC_LIMIT_HTTPC_RESPONSE (1024 * 1024)  /* bytes of a response the HTTP client accepts */
+
+/* forms and JSON */
+#define BC_LIMIT_FORM_FIELDS 32     /* fields in an application/x-www-form-urlencoded body */
+#define BC_LIMIT_JSON_DEPTH 32      /* nesting depth of a JSON document we parse */
+#define BC_LIMIT_JSON_BYTES (256 * 1024)
+
+/* JOSE */
+#define BC_LIMIT_JWT_BYTES 16384      /* compact JWT/JWS length (assertions, bearer tokens) */
+#define BC_LIMIT_JWT_HEADER_BYTES 2048 /* decoded JOSE header */
+#define BC_LIMIT_JWK_BYTES 16384      /* one JWK */
+#define BC_LIMIT_JWKS_KEYS 64         /* keys in one JWKS */
+#define BC_LIMIT_KID 128              /* kid length */
+#define BC_LIMIT_ASSERTION_LIFETIME_S 3600 /* exp - now of a client assertion */
+#define BC_LIMIT_CLOCK_SKEW_S 300     /* tolerated clock skew for nbf/exp/iat */
+
+/* directory */
+#define BC_LIMIT_DISPLAY_NAME 256
+#define BC_LIMIT_SECRET_BYTES 512  /* client secret length */
+#define BC_LIMIT_CERT_BYTES 16384  /* PEM certificate or CSR */
+#define BC_LIMIT_RESOURCE 512      /* resource / scope / audience string */
+
+/* names, resources */
+#define BC_LIMIT_NAME 127          /* Key Vault object name, ARM resource names */
+#define BC_LIMIT_RESOURCE_ID 1024  /* ARM resource id */
+#define BC_LIMIT_TAGS 15           /* tags per object (Key Vault's own limit) */
+#define BC_LIMIT_TAG_BYTES 512
+
+/* vault */
+#define BC_LIMIT_SECRET_VALUE (25 * 1024) /* Key Vault's secret size limit */
+#define BC_LIMIT_PAGE_SIZE 25             /* maxresults cap (Key Vault's) */
+#define BC_LIMIT_CRYPTO_INPUT 8192        /* bytes given to encrypt/sign/wrap */
+
+/* config */
+#define BC_LIMIT_CONFIG_BYTES (64 * 1024)
+#define BC_LIMIT_CONFIG_LINE 4096
+
+#endif

@@ -1,0 +1,49 @@
+/* The resource manager (badge's ARM): subscriptions, resource groups, instances, user-assigned
+ * identities, vaults, role assignments, hosts. This header is what other components use. */
+#ifndef BADGE_MANAGER_H
+#define BADGE_MANAGER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include "core/http.h"
+#include "core/store.h"
+#include "directory/directory.h"
+
+struct mgr;
+
+struct mgr_config {
+	const char *management_url;      /* public base, "https://management.badge.internal:PORT" (borrowed) */
+	const char *management_resource; /* token audience, "https://management.badge.internal/" */
+	const char *vault_suffix;        /* "vault.badge.internal" (no leading dot, no port) */
+	const char *vault_public_port;   /* ":8443" or "" when 443 (borrowed); used in vaultUri */
+	const char *location;            /* default location, "local" */
+};
+
+int mgr_new(struct mgr **out, struct bc_store *st, struct dir *d, const struct mgr_config *cfg,
+	    struct bc_error *err) BC_MUST_CHECK;
+void mgr_free(struct mgr *m);
+int mgr_mount(struct mgr *m, struct bc_http_server *srv) BC_MUST_CHECK;
+/* The default subscription (created with the default tenant) and making a principal its Owner. */
+const char *mgr_default_subscription(const struct mgr *m);
+int mgr_bootstrap_owner(struct mgr *m, const char *object_id, struct bc_error *err) BC_MUST_CHECK;
+
+/* What the vault needs to know about a vault resource. */
+struct mgr_vault_info {
+	char name[BC_LIMIT_NAME + 1];
+	char tenant_id[37];
+	char resource_id[BC_LIMIT_RESOURCE_ID + 1];
+	bool rbac;
+	bool soft_delete;
+	bool purge_protection;
+	int retention_days;
+};
+int mgr_vault_lookup(struct mgr *m, const char *vault_name, struct mgr_vault_info *out,
+		     struct bc_error *err) BC_MUST_CHECK;
+/* Is principal oid allowed permission (Azure access-policy name, e.g. "get", "set", "wrapKey")
+ * on category ("secrets", "keys", "certificates") of the vault? Access policies, or role
+ * assignments at the vault's scope and above when the vault uses RBAC.
+ * BC_OK allowed, BC_ERR_FORBIDDEN denied. */
+int mgr_vault_authorize(struct mgr *m, const struct mgr_vault_info *v, const char *oid, const char *category,
+			const char *permission, struct bc_error *err) BC_MUST_CHECK;
+
+#endif

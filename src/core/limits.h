@@ -26,6 +26,9 @@
 #define BC_LIMIT_KID 128              /* kid length */
 #define BC_LIMIT_ASSERTION_LIFETIME_S 3600 /* exp - now of a client assertion */
 #define BC_LIMIT_CLOCK_SKEW_S 300     /* tolerated clock skew for nbf/exp/iat */
+#define BC_LIMIT_RSA_BITS_MIN 2048    /* smallest RSA modulus accepted in a JWK, certificate or CSR */
+#define BC_LIMIT_RSA_BITS_MAX 8192    /* largest RSA modulus (verification cost grows with it) */
+#define BC_LIMIT_PEM_BYTES (64 * 1024) /* PEM text given to bc_jwk_from_pem (key or certificate) */
 
 /* directory */
 #define BC_LIMIT_DISPLAY_NAME 256

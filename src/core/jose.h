@@ -4,7 +4,7 @@
  * Verification is deliberately two-step: bc_jwt_parse() splits and decodes without trusting
  * anything (bounded by limits.h), then the caller picks a key from ITS OWN trusted set (by kid
  * or x5t) and calls bc_jwt_verify(), which pins the algorithm to the key: an RSA key accepts
- * only RS*/PS*, an EC key only the ES* of its curve; "none" and HS* are always rejected. */
+ * only RS* or PS*, an EC key only the ES* of its curve; "none" and HS* are always rejected. */
 #ifndef BC_JOSE_H
 #define BC_JOSE_H
 

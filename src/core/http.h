@@ -47,14 +47,17 @@ struct bc_http_req {
 /* Header lookup, case-insensitive. count tells how many times the header appears. */
 const char *bc_http_header(const struct bc_http_req *req, const char *name);
 size_t bc_http_header_count(const struct bc_http_req *req, const char *name);
-/* First value of query key (decoded), or NULL. count for duplicate detection. */
+/* First value of query key (decoded), or NULL. count for duplicate detection. Keys compare
+ * case-insensitively (Azure's services treat `Api-Version` as `api-version`). */
 const char *bc_http_query(const struct bc_http_req *req, const char *key);
 size_t bc_http_query_count(const struct bc_http_req *req, const char *key);
 /* Parses an application/x-www-form-urlencoded body into pairs (bounded by BC_LIMIT_FORM_FIELDS).
  * The strings live in storage (caller releases it with bc_buf_release). */
 int bc_http_form_parse(const char *body, size_t len, struct bc_http_kv *pairs, size_t max, size_t *n,
 		       struct bc_buf *storage, struct bc_error *err) BC_MUST_CHECK;
-/* Percent-decodes (and '+' to space when plus_space) in place; returns new length or -1. */
+/* Percent-decodes (and '+' to space when plus_space) in place; returns new length or -1 on a
+ * malformed escape (s is then unspecified). Writes a NUL at the new length when it shrank. A
+ * decoded %00 is kept: callers treating the result as a C string must check for it. */
 long bc_http_pct_decode(char *s, size_t len, bool plus_space);
 
 struct bc_http_res {
@@ -63,7 +66,10 @@ struct bc_http_res {
 	struct bc_buf body;
 	struct bc_http_kv headers[BC_HTTP_MAX_RES_HEADERS]; /* owned copies */
 	size_t nheaders;
-	const char *reason;        /* static reason phrase override, NULL = standard */
+	const char *reason;        /* static reason phrase override, NULL = standard (libmicrohttpd
+				    * 0.9.75 always sends its standard phrase, e.g. "400 Bad Request") */
+	bool body_set;             /* set by bc_http_res_json/_text: an empty error body was chosen;
+				    * otherwise an error status without a body gets a JSON error body */
 };
 
 /* Adds a response header (copied). */
@@ -114,7 +120,8 @@ void bc_http_set_fallback(struct bc_http_server *srv, bc_http_handler fn, void *
 typedef void (*bc_http_observer)(const struct bc_http_req *req, int status, double duration_ms, void *ctx);
 void bc_http_set_observer(struct bc_http_server *srv, bc_http_observer fn, void *ctx);
 /* Starts a listener. Returns its bound port in *port (useful with port 0). Can be called
- * several times (several listeners share the routes). */
+ * several times (several listeners share the routes). Mount routes and set hooks before the
+ * first call. A listener fd (l->fd >= 0) is taken over: the server closes it, also on failure. */
 int bc_http_listen(struct bc_http_server *srv, const struct bc_http_listener *l, int *port,
 		   struct bc_error *err) BC_MUST_CHECK;
 /* Stops every listener: no new connections, in-flight requests finish. */

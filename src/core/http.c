@@ -1,0 +1,1129 @@
+/* The HTTP server adapter over libmicrohttpd (see http.h).
+ *
+ * One request is one struct reqctx, created by MHD's URI log callback (which sees the raw
+ * request target before MHD unescapes anything) and freed by the completion callback. The same
+ * request pipeline (parse target, route, early hook, body cap, handler, finalise response) runs
+ * for real connections and for bc_http_dispatch_test. */
+#include "core/http.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include "core/error.h"
+#include "core/log.h"
+#include "core/util.h"
+
+#define JSON_CT "application/json; charset=utf-8"
+#define REQID_MAX 64
+#define DNS_LABEL_MAX 63
+/* MHD's per-connection pool holds the request line and headers, the read buffer (body pieces)
+ * and the response headers, so it needs room beyond the header bytes we accept. */
+#define MHD_POOL_BYTES (2 * BC_LIMIT_HTTP_HEADER_BYTES)
+
+/* A route pattern split into segments; a NULL segment is a `{capture}`. */
+struct pattern {
+	char *text; /* owned; segs point into it */
+	char *segs[BC_LIMIT_HTTP_PATH_SEGMENTS];
+	size_t nsegs;
+	size_t ncaps;
+};
+
+struct croute {
+	const struct bc_route *route; /* borrowed from the mount's table */
+	struct pattern pat;
+};
+
+struct mount {
+	char *host_suffix; /* owned, NULL = any host */
+	struct pattern prefix;
+	struct croute *routes; /* owned array */
+	size_t n;
+	void *ctx; /* borrowed */
+};
+
+struct listener {
+	struct bc_http_server *srv;
+	struct MHD_Daemon *daemon;
+	char *cert; /* owned copies, alive as long as the daemon */
+	char *key;
+	int tag;
+	void *ctx;
+};
+
+struct bc_http_server {
+	struct mount *mounts; /* owned array */
+	size_t nmounts;
+	bc_http_handler fallback;
+	void *fallback_ctx;
+	bc_http_observer observer;
+	void *observer_ctx;
+	struct listener **listeners; /* owned */
+	size_t nlisteners;
+};
+
+enum phase { PH_NEW, PH_BODY, PH_DONE };
+
+struct reqctx {
+	struct bc_http_server *srv;
+	struct listener *lst; /* NULL in bc_http_dispatch_test */
+	struct bc_http_req req;
+	struct bc_http_res res;
+	char *target; /* owned: the raw target */
+	char *work;   /* owned: decoded copy; segments and query point into it */
+	char *path;   /* owned: normalised path */
+	char *abs_host; /* owned: authority of an absolute-form target */
+	char *segs[BC_LIMIT_HTTP_PATH_SEGMENTS];
+	size_t nsegs;
+	struct bc_http_kv query[BC_LIMIT_HTTP_QUERY_PARAMS];
+	struct bc_http_kv hdrs[BC_LIMIT_HTTP_HEADERS]; /* borrowed from MHD or the test caller */
+	size_t nhdrs;
+	bool hdrs_over;
+	const struct croute *route;
+	const struct mount *mount;
+	struct bc_buf body;
+	size_t max_body;
+	enum phase phase;
+	bool decided; /* res holds the answer; the handler is not called */
+	bool client_reqid;
+	int64_t t0;
+	char reqid[REQID_MAX + 1];
+	char label[DNS_LABEL_MAX + 1];
+	char ip[INET6_ADDRSTRLEN];
+};
+
+/* ---------- responses ---------- */
+
+static void res_body_reset(struct bc_http_res *res)
+{
+	bc_buf_release(&res->body);
+}
+
+int bc_http_res_header(struct bc_http_res *res, const char *key, const char *value)
+{
+	if (res->nheaders >= BC_HTTP_MAX_RES_HEADERS)
+		return BC_ERR_LIMIT;
+	if (strpbrk(key, "\r\n:") || strpbrk(value, "\r\n"))
+		return BC_ERR_INVALID;
+	char *k = strdup(key), *v = strdup(value);
+	if (!k || !v) {
+		free(k);
+		free(v);
+		return BC_ERR_NOMEM;
+	}
+	res->headers[res->nheaders].key = k;
+	res->headers[res->nheaders].value = v;
+	res->nheaders++;
+	return BC_OK;
+}
+
+void bc_http_res_json(struct bc_http_res *res, int status, json_t *body)
+{
+	res->status = status;
+	res->content_type = NULL;
+	res->body_set = true;
+	res_body_reset(res);
+	if (!body)
+		return;
+	char *s = json_dumps(body, JSON_COMPACT);
+	json_decref(body);
+	if (!s || bc_buf_appends(&res->body, s) != BC_OK) {
+		bc_log_error("http: cannot serialise a response body");
+		res_body_reset(res);
+		res->status = 500;
+		res->body_set = false;
+	}
+	free(s);
+}
+
+void bc_http_res_text(struct bc_http_res *res, int status, const char *content_type, const char *text)
+{
+	res->status = status;
+	res->content_type = content_type ? content_type : "text/plain; charset=utf-8";
+	res->body_set = true;
+	res_body_reset(res);
+	if (text && bc_buf_appends(&res->body, text) != BC_OK) {
+		res_body_reset(res);
+		res->status = 500;
+		res->body_set = false;
+	}
+}
+
+void bc_http_res_release(struct bc_http_res *res)
+{
+	for (size_t i = 0; i < res->nheaders; i++) {
+		free((char *)res->headers[i].key);
+		free((char *)res->headers[i].value);
+	}
+	res->nheaders = 0;
+	bc_buf_release(&res->body);
+}
+
+static const char *error_code(int status)
+{
+	switch (status) {
+	case 400: return "BadRequest";
+	case 401: return "Unauthorized";
+	case 403: return "Forbidden";
+	case 404: return "NotFound";
+	case 405: return "MethodNotAllowed";
+	case 409: return "Conflict";
+	case 413: return "PayloadTooLarge";
+	case 414: return "UriTooLong";
+	case 429: return "TooManyRequests";
+	case 431: return "RequestHeaderFieldsTooLarge";
+	case 503: return "ServiceUnavailable";
+	default: return status >= 500 ? "InternalServerError" : "Error";
+	}
+}
+
+/* The adapter's own errors: Azure's {"error":{"code","message"}}. */
+static void res_error(struct bc_http_res *res, int status, const char *message)
+{
+	json_t *j = json_pack("{s:{s:s,s:s}}", "error", "code", error_code(status), "message", message);
+	bc_http_res_json(res, status, j);
+	if (!j)
+		res->body_set = false;
+}
+
+/* ---------- percent-decoding and forms ---------- */
+
+static int hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+long bc_http_pct_decode(char *s, size_t len, bool plus_space)
+{
+	if (len > LONG_MAX)
+		return -1;
+	size_t i = 0, o = 0;
+	while (i < len) {
+		char ch = s[i];
+		if (ch == '%') {
+			if (len - i < 3)
+				return -1;
+			int hi = hexval(s[i + 1]), lo = hexval(s[i + 2]);
+			if (hi < 0 || lo < 0)
+				return -1;
+			s[o++] = (char)(hi << 4 | lo);
+			i += 3;
+		} else {
+			s[o++] = (ch == '+' && plus_space) ? ' ' : ch;
+			i++;
+		}
+	}
+	if (o < len)
+		s[o] = '\0';
+	return (long)o;
+}
+
+/* Decodes a NUL-terminated string in place; false on a bad escape or a decoded NUL. */
+static bool decode_cstr(char *s, bool plus_space)
+{
+	size_t len = strlen(s);
+	long n = bc_http_pct_decode(s, len, plus_space);
+	return n >= 0 && memchr(s, '\0', (size_t)n) == NULL;
+}
+
+/* Splits "k=v&k2=v2" in place into decoded pairs. Empty fields ("a=1&&b") are skipped.
+ * Returns 0, or BC_ERR_INVALID (bad escape, NUL), or BC_ERR_LIMIT (more than max). */
+static int split_pairs(char *s, struct bc_http_kv *pairs, size_t max, size_t *n)
+{
+	size_t k = 0;
+	while (s) {
+		char *amp = strchr(s, '&');
+		if (amp)
+			*amp = '\0';
+		if (*s) {
+			if (k == max)
+				return BC_ERR_LIMIT;
+			char *eq = strchr(s, '=');
+			const char *v = "";
+			if (eq) {
+				*eq = '\0';
+				if (!decode_cstr(eq + 1, true))
+					return BC_ERR_INVALID;
+				v = eq + 1;
+			}
+			if (!decode_cstr(s, true))
+				return BC_ERR_INVALID;
+			pairs[k].key = s;
+			pairs[k].value = v;
+			k++;
+		}
+		s = amp ? amp + 1 : NULL;
+	}
+	*n = k;
+	return BC_OK;
+}
+
+int bc_http_form_parse(const char *body, size_t len, struct bc_http_kv *pairs, size_t max, size_t *n,
+		       struct bc_buf *storage, struct bc_error *err)
+{
+	if (max > BC_LIMIT_FORM_FIELDS)
+		max = BC_LIMIT_FORM_FIELDS;
+	if (len >= BC_BUF_DEFAULT_CAP)
+		return bc_error_set(err, BC_ERR_LIMIT, "form body too large");
+	if (memchr(body, '\0', len))
+		return bc_error_set(err, BC_ERR_INVALID, "form body holds a NUL byte");
+	struct bc_buf local;
+	bc_buf_init(&local, len + 1);
+	if (bc_buf_append(&local, body, len) != BC_OK)
+		return bc_error_set(err, BC_ERR_NOMEM, "out of memory parsing a form");
+	size_t k = 0;
+	int rc = split_pairs(local.data ? local.data : NULL, pairs, max, &k);
+	if (rc == BC_ERR_LIMIT) {
+		bc_buf_release(&local);
+		return bc_error_set(err, rc, "form has more than %zu fields", max);
+	}
+	if (rc) {
+		bc_buf_release(&local);
+		return bc_error_set(err, rc, "malformed percent-encoding in form");
+	}
+	bc_buf_release(storage);
+	*storage = local;
+	*n = k;
+	return BC_OK;
+}
+
+/* ---------- request accessors ---------- */
+
+const char *bc_http_header(const struct bc_http_req *req, const char *name)
+{
+	const struct reqctx *c = req->priv;
+	for (size_t i = 0; c && i < c->nhdrs; i++)
+		if (strcasecmp(c->hdrs[i].key, name) == 0)
+			return c->hdrs[i].value;
+	return NULL;
+}
+
+size_t bc_http_header_count(const struct bc_http_req *req, const char *name)
+{
+	const struct reqctx *c = req->priv;
+	size_t n = 0;
+	for (size_t i = 0; c && i < c->nhdrs; i++)
+		if (strcasecmp(c->hdrs[i].key, name) == 0)
+			n++;
+	return n;
+}
+
+const char *bc_http_query(const struct bc_http_req *req, const char *key)
+{
+	for (size_t i = 0; i < req->nquery; i++)
+		if (strcasecmp(req->query[i].key, key) == 0)
+			return req->query[i].value;
+	return NULL;
+}
+
+size_t bc_http_query_count(const struct bc_http_req *req, const char *key)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < req->nquery; i++)
+		if (strcasecmp(req->query[i].key, key) == 0)
+			n++;
+	return n;
+}
+
+/* ---------- the server and its routes ---------- */
+
+struct bc_http_server *bc_http_server_new(void)
+{
+	return calloc(1, sizeof(struct bc_http_server));
+}
+
+/* Splits a pattern ("/a/{b}/c") into segments; empty segments in patterns are ignored. */
+static int pattern_compile(struct pattern *p, const char *text)
+{
+	p->text = strdup(text ? text : "");
+	if (!p->text)
+		return BC_ERR_NOMEM;
+	for (char *save = NULL, *s = strtok_r(p->text, "/", &save); s; s = strtok_r(NULL, "/", &save)) {
+		if (p->nsegs == BC_LIMIT_HTTP_PATH_SEGMENTS)
+			return BC_ERR_LIMIT;
+		size_t len = strlen(s);
+		bool cap = len >= 2 && s[0] == '{' && s[len - 1] == '}';
+		p->segs[p->nsegs++] = cap ? NULL : s;
+		p->ncaps += cap;
+	}
+	return BC_OK;
+}
+
+static void mount_release(struct mount *m)
+{
+	for (size_t i = 0; i < m->n; i++)
+		free(m->routes[i].pat.text);
+	free(m->routes);
+	free(m->prefix.text);
+	free(m->host_suffix);
+}
+
+int bc_http_mount(struct bc_http_server *srv, const char *host_suffix, const char *prefix,
+		  const struct bc_route *routes, size_t n, void *ctx)
+{
+	struct mount m = {.ctx = ctx, .n = n};
+	int rc = BC_ERR_NOMEM;
+	if (host_suffix && !(m.host_suffix = strdup(host_suffix)))
+		goto fail;
+	if ((rc = pattern_compile(&m.prefix, prefix)) != BC_OK)
+		goto fail;
+	rc = BC_ERR_NOMEM;
+	if (n && !(m.routes = calloc(n, sizeof(*m.routes))))
+		goto fail;
+	size_t base = (host_suffix != NULL) + m.prefix.ncaps;
+	for (size_t i = 0; i < n; i++) {
+		m.routes[i].route = &routes[i];
+		if ((rc = pattern_compile(&m.routes[i].pat, routes[i].pattern)) != BC_OK)
+			goto fail;
+		rc = BC_ERR_LIMIT;
+		if (m.prefix.nsegs + m.routes[i].pat.nsegs > BC_LIMIT_HTTP_PATH_SEGMENTS ||
+		    base + m.routes[i].pat.ncaps > BC_HTTP_MAX_CAPTURES)
+			goto fail;
+	}
+	rc = BC_ERR_NOMEM;
+	struct mount *grown = realloc(srv->mounts, (srv->nmounts + 1) * sizeof(*grown));
+	if (!grown)
+		goto fail;
+	srv->mounts = grown;
+	srv->mounts[srv->nmounts++] = m;
+	return BC_OK;
+fail:
+	bc_log_error("http: cannot mount routes under %s: %s", prefix ? prefix : "/", bc_status_name(rc));
+	mount_release(&m);
+	return rc;
+}
+
+void bc_http_set_fallback(struct bc_http_server *srv, bc_http_handler fn, void *ctx)
+{
+	srv->fallback = fn;
+	srv->fallback_ctx = ctx;
+}
+
+void bc_http_set_observer(struct bc_http_server *srv, bc_http_observer fn, void *ctx)
+{
+	srv->observer = fn;
+	srv->observer_ctx = ctx;
+}
+
+/* ---------- target parsing ---------- */
+
+/* Splits the path (starting at '/' or empty) into decoded segments: leading slashes collapse,
+ * one trailing slash is ignored, interior empty segments are kept. Returns 0 or an HTTP status. */
+static int split_path(struct reqctx *c, char *p, const char **why)
+{
+	while (*p == '/')
+		p++;
+	while (*p) {
+		char *e = strchr(p, '/');
+		if (e)
+			*e = '\0';
+		if (c->nsegs == BC_LIMIT_HTTP_PATH_SEGMENTS) {
+			*why = "too many path segments";
+			return 404;
+		}
+		if (!decode_cstr(p, false)) {
+			*why = "malformed percent-encoding in the path";
+			return 400;
+		}
+		c->segs[c->nsegs++] = p;
+		if (!e)
+			break;
+		p = e + 1;
+	}
+	return 0;
+}
+
+static int build_path(struct reqctx *c, size_t cap)
+{
+	if (!(c->path = malloc(cap + 2)))
+		return 500;
+	size_t o = 0;
+	for (size_t i = 0; i < c->nsegs; i++) {
+		size_t l = strlen(c->segs[i]);
+		c->path[o++] = '/';
+		memcpy(c->path + o, c->segs[i], l);
+		o += l;
+	}
+	if (o == 0)
+		c->path[o++] = '/';
+	c->path[o] = '\0';
+	c->req.path = c->path;
+	return 0;
+}
+
+/* Parses the raw target into path segments and query pairs. Returns 0 or an HTTP status. */
+static int parse_target(struct reqctx *c, const char **why)
+{
+	size_t tlen = strlen(c->target);
+	if (tlen > BC_LIMIT_HTTP_URL) {
+		*why = "request target too long";
+		return 414;
+	}
+	if (!(c->work = strdup(c->target)))
+		return 500;
+	char *p = c->work;
+	p[strcspn(p, "#")] = '\0';
+	if (strncasecmp(p, "http://", 7) == 0 || strncasecmp(p, "https://", 8) == 0) {
+		/* absolute-form (a request made through a proxy): the path is taken from it and its
+		 * authority stands in for Host (RFC 9112 section 3.2.2) */
+		p = strstr(p, "://") + 3;
+		size_t alen = strcspn(p, "/?");
+		if (alen == 0 || !(c->abs_host = strndup(p, alen))) {
+			*why = "invalid request target";
+			return alen ? 500 : 400;
+		}
+		p += alen;
+	} else if (*p != '/') {
+		*why = "invalid request target";
+		return 400;
+	}
+	char *q = strchr(p, '?');
+	if (q)
+		*q++ = '\0';
+	int st = split_path(c, p, why);
+	if (st)
+		return st;
+	if ((st = build_path(c, tlen)))
+		return st;
+	int rc = split_pairs(q, c->query, BC_LIMIT_HTTP_QUERY_PARAMS, &c->req.nquery);
+	if (rc) {
+		*why = rc == BC_ERR_LIMIT ? "too many query parameters" : "malformed percent-encoding in the query";
+		c->req.nquery = 0;
+		return 400;
+	}
+	c->req.query = c->query;
+	return 0;
+}
+
+/* ---------- routing ---------- */
+
+/* Host without its port ("[::1]:8443" -> "::1"), into out. */
+static void host_only(const char *host, char *out, size_t outlen)
+{
+	size_t n;
+	if (host[0] == '[') {
+		host++;
+		n = strcspn(host, "]");
+	} else {
+		n = strcspn(host, ":");
+	}
+	if (n >= outlen)
+		n = outlen - 1;
+	memcpy(out, host, n);
+	out[n] = '\0';
+}
+
+static bool host_label(const char *host, const char *suffix, char *label)
+{
+	char h[256];
+	if (!host)
+		return false;
+	host_only(host, h, sizeof(h));
+	size_t hl = strlen(h), sl = strlen(suffix);
+	if (hl <= sl || strcasecmp(h + hl - sl, suffix) != 0)
+		return false;
+	size_t ll = hl - sl;
+	if (ll > DNS_LABEL_MAX || h[0] == '-' || h[ll - 1] == '-')
+		return false;
+	for (size_t i = 0; i < ll; i++) {
+		unsigned char ch = (unsigned char)h[i];
+		bool ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '-';
+		if (!ok)
+			return false;
+	}
+	memcpy(label, h, ll);
+	label[ll] = '\0';
+	return true;
+}
+
+static bool segs_match(const struct pattern *p, char *const *segs)
+{
+	for (size_t i = 0; i < p->nsegs; i++)
+		if (p->segs[i] && strcasecmp(p->segs[i], segs[i]) != 0)
+			return false;
+	return true;
+}
+
+static void add_captures(struct bc_http_req *req, const struct pattern *p, char *const *segs)
+{
+	for (size_t i = 0; i < p->nsegs; i++)
+		if (!p->segs[i] && req->ncaptures < BC_HTTP_MAX_CAPTURES)
+			req->captures[req->ncaptures++] = segs[i];
+}
+
+static bool method_match(const char *route_method, const char *method)
+{
+	return strcmp(route_method, "*") == 0 || strcmp(route_method, method) == 0 ||
+	       (strcmp(method, "HEAD") == 0 && strcmp(route_method, "GET") == 0);
+}
+
+static void allow_add(struct bc_buf *allow, const char *method)
+{
+	const char *s = bc_buf_cstr(allow);
+	size_t ml = strlen(method);
+	for (const char *f = strstr(s, method); f; f = strstr(f + 1, method))
+		if ((f == s || f[-1] == ' ') && (f[ml] == ',' || f[ml] == '\0'))
+			return;
+	if ((allow->len && bc_buf_appends(allow, ", ") != BC_OK) || bc_buf_appends(allow, method) != BC_OK)
+		return; /* the Allow header is a courtesy */
+}
+
+/* One pass over the mounts. host_pass: only mounts with a host suffix matching the request. */
+static bool route_pass(struct reqctx *c, char *const *segs, size_t nsegs, bool host_pass, struct bc_buf *allow)
+{
+	const char *host = c->abs_host ? c->abs_host : c->req.host;
+	for (size_t i = 0; i < c->srv->nmounts; i++) {
+		const struct mount *m = &c->srv->mounts[i];
+		char label[DNS_LABEL_MAX + 1];
+		if (host_pass != (m->host_suffix != NULL))
+			continue;
+		if (host_pass && !host_label(host, m->host_suffix, label))
+			continue;
+		if (nsegs < m->prefix.nsegs || !segs_match(&m->prefix, segs))
+			continue;
+		for (size_t k = 0; k < m->n; k++) {
+			const struct croute *r = &m->routes[k];
+			if (m->prefix.nsegs + r->pat.nsegs != nsegs || !segs_match(&r->pat, segs + m->prefix.nsegs))
+				continue;
+			if (!method_match(r->route->method, c->req.method)) {
+				allow_add(allow, r->route->method);
+				continue;
+			}
+			c->req.ncaptures = 0;
+			if (host_pass) {
+				memcpy(c->label, label, sizeof(label));
+				c->req.captures[c->req.ncaptures++] = c->label;
+			}
+			add_captures(&c->req, &m->prefix, segs);
+			add_captures(&c->req, &r->pat, segs + m->prefix.nsegs);
+			c->route = r;
+			c->mount = m;
+			c->req.route = r->route->pattern;
+			return true;
+		}
+	}
+	return false;
+}
+
+static bool route_find(struct reqctx *c, char *const *segs, size_t nsegs, struct bc_buf *allow)
+{
+	return route_pass(c, segs, nsegs, true, allow) || route_pass(c, segs, nsegs, false, allow);
+}
+
+/* Finds the route; on failure decides the answer (404, 405 or the fallback's). */
+static void route_request(struct reqctx *c)
+{
+	struct bc_buf allow;
+	bc_buf_init(&allow, 256);
+	bool found = route_find(c, c->segs, c->nsegs, &allow);
+	if (!found) {
+		/* "/keys/k1//sign" first tries {version} = ""; a table without such a route gets
+		 * the path with the empty segments removed */
+		char *dense[BC_LIMIT_HTTP_PATH_SEGMENTS];
+		size_t nd = 0;
+		for (size_t i = 0; i < c->nsegs; i++)
+			if (c->segs[i][0])
+				dense[nd++] = c->segs[i];
+		if (nd != c->nsegs)
+			found = route_find(c, dense, nd, &allow);
+	}
+	if (found) {
+		size_t mb = c->route->route->max_body;
+		c->max_body = mb ? mb : BC_LIMIT_HTTP_BODY;
+	} else if (allow.len) {
+		res_error(&c->res, 405, "the method is not allowed on this resource");
+		if (bc_http_res_header(&c->res, "Allow", bc_buf_cstr(&allow)) != BC_OK)
+			bc_log_debug("http: cannot add an Allow header");
+		c->decided = true;
+	} else if (c->srv->fallback) {
+		c->max_body = BC_LIMIT_HTTP_BODY;
+	} else {
+		res_error(&c->res, 404, "no resource matches this path");
+		c->decided = true;
+	}
+	bc_buf_release(&allow);
+}
+
+/* ---------- the request pipeline ---------- */
+
+static bool reqid_sane(const char *s)
+{
+	size_t n = strlen(s);
+	if (n == 0 || n > REQID_MAX)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char ch = (unsigned char)s[i];
+		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '-'))
+			return false;
+	}
+	return true;
+}
+
+static void decide_error(struct reqctx *c, int status, const char *why)
+{
+	res_error(&c->res, status, why);
+	c->decided = true;
+}
+
+/* Everything that needs only the request line and headers: ids, target, route, early hook. */
+static void req_begin(struct reqctx *c)
+{
+	c->req.priv = c;
+	c->req.raw_target = c->target;
+	c->req.body = "";
+	c->req.host = bc_http_header(&c->req, "Host");
+	const char *given = bc_http_header(&c->req, "x-ms-client-request-id");
+	if (given && reqid_sane(given)) {
+		snprintf(c->reqid, sizeof(c->reqid), "%s", given);
+		c->client_reqid = true;
+	} else if (bc_uuid4(c->reqid) != BC_OK) {
+		snprintf(c->reqid, sizeof(c->reqid), "00000000-0000-0000-0000-000000000000");
+	}
+	c->req.request_id = c->reqid;
+	c->req.path = "/";
+	if (c->hdrs_over) {
+		decide_error(c, 431, "too many header fields");
+		return;
+	}
+	const char *why = "invalid request";
+	int st = parse_target(c, &why);
+	if (st) {
+		decide_error(c, st, st == 500 ? "out of memory" : why);
+		return;
+	}
+	if (c->abs_host)
+		c->req.host = c->abs_host;
+	route_request(c);
+	if (c->decided || !c->route || !c->route->route->early)
+		return;
+	c->route->route->early(&c->req, &c->res, c->mount->ctx);
+	if (c->res.status)
+		c->decided = true;
+}
+
+/* Runs the handler (unless decided) and completes the response. */
+static void req_finish(struct reqctx *c)
+{
+	if (!c->decided) {
+		c->req.body = bc_buf_cstr(&c->body);
+		c->req.body_len = c->body.len;
+		if (c->route)
+			c->route->route->handler(&c->req, &c->res, c->mount->ctx);
+		else
+			c->srv->fallback(&c->req, &c->res, c->srv->fallback_ctx);
+	}
+	struct bc_http_res *r = &c->res;
+	if (r->status < 100 || r->status > 999) {
+		bc_log(BC_LOG_ERROR, c->reqid, "http: %s %s: the handler set no valid status (%d)", c->req.method,
+		       c->req.route ? c->req.route : c->req.path, r->status);
+		res_error(r, 500, "the server could not answer this request");
+	}
+	if (r->status >= 400 && r->body.len == 0 && !r->body_set)
+		res_error(r, r->status, MHD_get_reason_phrase_for((unsigned)r->status));
+	if (bc_http_res_header(r, "x-ms-request-id", c->reqid) != BC_OK ||
+	    (c->client_reqid && bc_http_res_header(r, "x-ms-client-request-id", c->reqid) != BC_OK))
+		bc_log(BC_LOG_DEBUG, c->reqid, "http: no room for the request id headers");
+}
+
+static void observe(struct reqctx *c)
+{
+	if (!c->srv->observer)
+		return;
+	double ms = (double)(bc_now_ms() - c->t0);
+	c->srv->observer(&c->req, c->res.status, ms, c->srv->observer_ctx);
+}
+
+static void reqctx_free(struct reqctx *c)
+{
+	if (!c)
+		return;
+	bc_http_res_release(&c->res);
+	bc_buf_release(&c->body);
+	free(c->target);
+	free(c->work);
+	free(c->path);
+	free(c->abs_host);
+	free(c);
+}
+
+static struct reqctx *reqctx_new(struct bc_http_server *srv, struct listener *l, const char *target)
+{
+	struct reqctx *c = calloc(1, sizeof(*c));
+	if (!c)
+		return NULL;
+	if (!(c->target = strdup(target))) {
+		free(c);
+		return NULL;
+	}
+	c->srv = srv;
+	c->lst = l;
+	c->t0 = bc_now_ms();
+	c->max_body = BC_LIMIT_HTTP_BODY;
+	if (l) {
+		c->req.listener_tag = l->tag;
+		c->req.conn_ctx = l->ctx;
+	}
+	return c;
+}
+
+static void add_header(struct reqctx *c, const char *key, const char *value)
+{
+	if (c->nhdrs == BC_LIMIT_HTTP_HEADERS) {
+		c->hdrs_over = true;
+		return;
+	}
+	c->hdrs[c->nhdrs].key = key;
+	c->hdrs[c->nhdrs].value = value ? value : "";
+	c->nhdrs++;
+}
+
+int bc_http_dispatch_test(struct bc_http_server *srv, const char *method, const char *target,
+			  const char *host, const struct bc_http_kv *headers, size_t nheaders,
+			  const char *body, size_t body_len, struct bc_http_res *res)
+{
+	struct reqctx *c = reqctx_new(srv, NULL, target);
+	if (!c)
+		return BC_ERR_NOMEM;
+	c->req.method = method;
+	c->req.client_ip = "127.0.0.1";
+	if (host)
+		add_header(c, "Host", host);
+	for (size_t i = 0; i < nheaders; i++)
+		add_header(c, headers[i].key, headers[i].value);
+	req_begin(c);
+	if (!c->decided && body_len > c->max_body)
+		decide_error(c, 413, "request body too large");
+	bc_buf_init(&c->body, c->max_body + 1);
+	if (!c->decided && body_len && bc_buf_append(&c->body, body, body_len) != BC_OK)
+		decide_error(c, 500, "out of memory");
+	req_finish(c);
+	observe(c);
+	*res = c->res;
+	memset(&c->res, 0, sizeof(c->res));
+	reqctx_free(c);
+	return BC_OK;
+}
+
+/* ---------- libmicrohttpd glue ---------- */
+
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
+{
+	struct listener *l = cls;
+	return reqctx_new(l->srv, l, uri);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+			 enum MHD_RequestTerminationCode toe)
+{
+	reqctx_free(*con_cls);
+	*con_cls = NULL;
+}
+
+/* Keeps the target raw: we decode per segment ourselves, so that %2F stays inside a segment. */
+static size_t no_unescape(void *cls, struct MHD_Connection *conn, char *s)
+{
+	return strlen(s);
+}
+
+static void on_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	char line[512];
+	vsnprintf(line, sizeof(line), fmt, ap);
+	line[strcspn(line, "\r\n")] = '\0';
+	bc_log(BC_LOG_WARN, NULL, "http: %s", line);
+}
+
+static enum MHD_Result collect_header(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+	add_header(cls, key, value);
+	return MHD_YES;
+}
+
+static void client_ip(struct reqctx *c, struct MHD_Connection *conn)
+{
+	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	const struct sockaddr *sa = ci ? ci->client_addr : NULL;
+	snprintf(c->ip, sizeof(c->ip), "unknown");
+	if (sa && sa->sa_family == AF_INET)
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, c->ip, sizeof(c->ip));
+	else if (sa && sa->sa_family == AF_INET6)
+		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, c->ip, sizeof(c->ip));
+	c->req.client_ip = c->ip;
+}
+
+static bool body_pending(const struct reqctx *c)
+{
+	const char *cl = bc_http_header(&c->req, "Content-Length");
+	return bc_http_header(&c->req, "Transfer-Encoding") || (cl && strtoull(cl, NULL, 10) > 0);
+}
+
+static enum MHD_Result respond(struct reqctx *c, struct MHD_Connection *conn)
+{
+	req_finish(c);
+	c->phase = PH_DONE;
+	struct bc_http_res *r = &c->res;
+	size_t len;
+	char *body = bc_buf_detach(&r->body, &len);
+	struct MHD_Response *mr = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+	if (!mr) {
+		free(body);
+		return MHD_NO;
+	}
+	if ((len || r->content_type) &&
+	    MHD_add_response_header(mr, MHD_HTTP_HEADER_CONTENT_TYPE, r->content_type ? r->content_type : JSON_CT) != MHD_YES)
+		bc_log(BC_LOG_WARN, c->reqid, "http: cannot set the content type");
+	for (size_t i = 0; i < r->nheaders; i++)
+		if (MHD_add_response_header(mr, r->headers[i].key, r->headers[i].value) != MHD_YES)
+			bc_log(BC_LOG_WARN, c->reqid, "http: response header %s refused", r->headers[i].key);
+	enum MHD_Result ret = MHD_queue_response(conn, (unsigned)r->status, mr);
+	MHD_destroy_response(mr);
+	observe(c);
+	return ret;
+}
+
+/* MHD calls this once with the headers, then once per piece of body, then a final time with
+ * *upload_data_size == 0. Answering on the first call while a body is still pending makes MHD
+ * close the connection, so normal answers are queued on the final call. */
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
+				  const char *version, const char *upload_data, size_t *upload_data_size,
+				  void **con_cls)
+{
+	struct reqctx *c = *con_cls;
+	if (!c)
+		return MHD_NO; /* out of memory in on_uri: MHD drops the connection */
+	switch (c->phase) {
+	case PH_NEW:
+		c->phase = PH_BODY;
+		c->req.method = method;
+		MHD_get_connection_values(conn, MHD_HEADER_KIND, collect_header, c);
+		client_ip(c, conn);
+		req_begin(c);
+		if (!c->decided) {
+			const char *cl = bc_http_header(&c->req, "Content-Length");
+			if (cl && strtoull(cl, NULL, 10) > c->max_body)
+				decide_error(c, 413, "request body too large");
+		}
+		bc_buf_init(&c->body, c->max_body + 1);
+		/* A refusal (early hook, 413, no route) is answered before the body is read; MHD
+		 * then closes the connection instead of reading a body nobody wants. Without a body
+		 * we wait for the final call and the connection stays alive. */
+		if (c->decided && body_pending(c))
+			return respond(c, conn);
+		return MHD_YES;
+	case PH_BODY:
+		if (*upload_data_size == 0)
+			return respond(c, conn);
+		if (c->decided) {
+			*upload_data_size = 0;
+			return MHD_YES;
+		}
+		if (*upload_data_size > c->max_body - c->body.len) {
+			/* chunked bodies have no Content-Length to check up front */
+			*upload_data_size = 0;
+			decide_error(c, 413, "request body too large");
+			return respond(c, conn);
+		}
+		if (bc_buf_append(&c->body, upload_data, *upload_data_size) != BC_OK) {
+			*upload_data_size = 0;
+			decide_error(c, 500, "out of memory");
+			return respond(c, conn);
+		}
+		*upload_data_size = 0;
+		return MHD_YES;
+	case PH_DONE:
+	default:
+		*upload_data_size = 0;
+		return MHD_YES;
+	}
+}
+
+/* Makes a listening socket for "host:port" or "[v6]:port". Returns the fd or -1. */
+static int bind_address(const char *address, struct bc_error *err)
+{
+	char host[256];
+	const char *port;
+	if (address[0] == '[') {
+		const char *end = strchr(address, ']');
+		if (!end || end[1] != ':' || (size_t)(end - address - 1) >= sizeof(host))
+			return bc_error_set(err, BC_ERR_INVALID, "invalid listen address %s", address), -1;
+		memcpy(host, address + 1, (size_t)(end - address - 1));
+		host[end - address - 1] = '\0';
+		port = end + 2;
+	} else {
+		const char *colon = strrchr(address, ':');
+		if (!colon || (size_t)(colon - address) >= sizeof(host))
+			return bc_error_set(err, BC_ERR_INVALID, "invalid listen address %s", address), -1;
+		memcpy(host, address, (size_t)(colon - address));
+		host[colon - address] = '\0';
+		port = colon + 1;
+	}
+	struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+				 .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+	struct addrinfo *ai = NULL;
+	int gai = getaddrinfo(host[0] && strcmp(host, "*") ? host : NULL, port, &hints, &ai);
+	if (gai != 0)
+		return bc_error_set(err, BC_ERR_INVALID, "cannot resolve listen address %s: %s", address,
+				    gai_strerror(gai)), -1;
+	int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	int one = 1;
+	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+	    bind(fd, ai->ai_addr, ai->ai_addrlen) != 0) {
+		bc_error_set(err, BC_ERR_IO, "cannot listen on %s: %s", address, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		fd = -1;
+	}
+	freeaddrinfo(ai);
+	return fd;
+}
+
+/* The pool's threads all accept on one socket: it must be listening and non-blocking. */
+static int prepare_fd(int fd, int *port, struct bc_error *err)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	int fl = fcntl(fd, F_GETFL);
+	if (listen(fd, SOMAXCONN) != 0 || fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) != 0 ||
+	    getsockname(fd, (struct sockaddr *)&ss, &sl) != 0)
+		return bc_error_set(err, BC_ERR_IO, "cannot listen: %s", strerror(errno));
+	if (ss.ss_family == AF_INET)
+		*port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+	else if (ss.ss_family == AF_INET6)
+		*port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+	else
+		*port = 0;
+	return BC_OK;
+}
+
+static struct MHD_Daemon *start_daemon(struct listener *li, const struct bc_http_listener *l, int fd)
+{
+	unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG | MHD_USE_ITC;
+	size_t maxconn = l->max_connections ? l->max_connections : BC_LIMIT_HTTP_CONNECTIONS;
+	struct MHD_OptionItem ops[] = {
+		{MHD_OPTION_LISTEN_SOCKET, fd, NULL},
+		{MHD_OPTION_THREAD_POOL_SIZE, l->threads ? l->threads : 2, NULL},
+		{MHD_OPTION_CONNECTION_MEMORY_LIMIT, MHD_POOL_BYTES, NULL},
+		{MHD_OPTION_CONNECTION_LIMIT, (intptr_t)maxconn, NULL},
+		{MHD_OPTION_CONNECTION_TIMEOUT, BC_LIMIT_HTTP_TIMEOUT_S, NULL},
+		{MHD_OPTION_URI_LOG_CALLBACK, (intptr_t)on_uri, li},
+		{MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, li},
+		{MHD_OPTION_UNESCAPE_CALLBACK, (intptr_t)no_unescape, li},
+		{MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)on_mhd_log, li},
+		{MHD_OPTION_END, 0, NULL}, /* TLS options go here */
+		{MHD_OPTION_END, 0, NULL},
+		{MHD_OPTION_END, 0, NULL},
+	};
+	if (li->cert) {
+		size_t n = sizeof(ops) / sizeof(ops[0]);
+		flags |= MHD_USE_TLS;
+		ops[n - 3] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0, li->cert};
+		ops[n - 2] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, li->key};
+	}
+	return MHD_start_daemon(flags, 0, NULL, NULL, on_request, li, MHD_OPTION_ARRAY, ops, MHD_OPTION_END);
+}
+
+int bc_http_listen(struct bc_http_server *srv, const struct bc_http_listener *l, int *port, struct bc_error *err)
+{
+	int fd = l->fd;
+	int rc = BC_ERR_NOMEM;
+	struct listener *li = calloc(1, sizeof(*li));
+	struct listener **grown = NULL;
+	if (!li) {
+		bc_error_set(err, rc, "out of memory starting a listener");
+		goto fail;
+	}
+	li->srv = srv;
+	li->tag = l->tag;
+	li->ctx = l->ctx;
+	if (l->tls_cert_pem && (!l->tls_key_pem || !(li->cert = strdup(l->tls_cert_pem)) ||
+				!(li->key = strdup(l->tls_key_pem)))) {
+		rc = bc_error_set(err, l->tls_key_pem ? BC_ERR_NOMEM : BC_ERR_INVALID, "cannot set up the tls key pair");
+		goto fail;
+	}
+	if (fd < 0 && (fd = bind_address(l->address ? l->address : "127.0.0.1:0", err)) < 0) {
+		rc = err ? err->status : BC_ERR_IO;
+		goto fail;
+	}
+	int bound = 0;
+	if ((rc = prepare_fd(fd, &bound, err)) != BC_OK)
+		goto fail;
+	if (!(grown = realloc(srv->listeners, (srv->nlisteners + 1) * sizeof(*grown)))) {
+		rc = bc_error_set(err, BC_ERR_NOMEM, "out of memory starting a listener");
+		goto fail;
+	}
+	srv->listeners = grown;
+	if (!(li->daemon = start_daemon(li, l, fd))) {
+		rc = bc_error_set(err, BC_ERR_IO, "cannot start the http daemon on port %d (see the log)", bound);
+		goto fail;
+	}
+	srv->listeners[srv->nlisteners++] = li;
+	if (port)
+		*port = bound;
+	bc_log_info("http: listening on port %d (%s, %u threads)", bound, li->cert ? "https" : "http",
+		    l->threads ? l->threads : 2);
+	return BC_OK;
+fail:
+	if (fd >= 0)
+		close(fd);
+	if (li) {
+		if (li->key)
+			bc_wipe(li->key, strlen(li->key));
+		free(li->key);
+		free(li->cert);
+		free(li);
+	}
+	return rc;
+}
+
+void bc_http_server_stop(struct bc_http_server *srv)
+{
+	if (!srv)
+		return;
+	for (size_t i = 0; i < srv->nlisteners; i++) {
+		struct listener *li = srv->listeners[i];
+		if (!li->daemon)
+			continue;
+		/* stop accepting first; MHD_stop_daemon then finishes and closes the connections */
+		MHD_socket fd = MHD_quiesce_daemon(li->daemon);
+		if (fd != MHD_INVALID_SOCKET)
+			close(fd);
+		MHD_stop_daemon(li->daemon);
+		li->daemon = NULL;
+	}
+}
+
+void bc_http_server_free(struct bc_http_server *srv)
+{
+	if (!srv)
+		return;
+	bc_http_server_stop(srv);
+	for (size_t i = 0; i < srv->nlisteners; i++) {
+		struct listener *li = srv->listeners[i];
+		if (li->key)
+			bc_wipe(li->key, strlen(li->key));
+		free(li->key);
+		free(li->cert);
+		free(li);
+	}
+	free(srv->listeners);
+	for (size_t i = 0; i < srv->nmounts; i++)
+		mount_release(&srv->mounts[i]);
+	free(srv->mounts);
+	free(srv);
+}

@@ -15,6 +15,7 @@ static int encode(const void *in, size_t n, struct bc_buf *out, bool url)
 {
 	const unsigned char *p = in;
 	unsigned char tmp[ENC_CHUNK / 3 * 4 + 1];
+	size_t before = out->len;
 	if (n == 0)
 		return bc_buf_append(out, "", 0); /* still NUL-terminate an empty buffer */
 	while (n > 0) {
@@ -34,8 +35,12 @@ static int encode(const void *in, size_t n, struct bc_buf *out, bool url)
 				len--;
 		}
 		int rc = bc_buf_append(out, tmp, len);
-		if (rc)
+		if (rc) {
+			out->len = before; /* no partial output */
+			if (out->data)
+				out->data[before] = '\0';
 			return rc;
+		}
 		p += c;
 		n -= c;
 	}

@@ -30,6 +30,9 @@
 /* MHD's per-connection pool holds the request line and headers, the read buffer (body pieces)
  * and the response headers, so it needs room beyond the header bytes we accept. */
 #define MHD_POOL_BYTES (2 * BC_LIMIT_HTTP_HEADER_BYTES)
+/* Body bytes read and dropped after a chunked body went over its cap, before we give up on
+ * answering and close the connection. */
+#define DRAIN_MAX BC_LIMIT_HTTP_BODY
 
 /* A route pattern split into segments; a NULL segment is a `{capture}`. */
 struct pattern {
@@ -93,6 +96,7 @@ struct reqctx {
 	const struct mount *mount;
 	struct bc_buf body;
 	size_t max_body;
+	size_t drained; /* body bytes dropped after the cap */
 	enum phase phase;
 	bool decided; /* res holds the answer; the handler is not called */
 	bool client_reqid;
@@ -930,19 +934,23 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		if (*upload_data_size == 0)
 			return respond(c, conn);
 		if (c->decided) {
+			/* over the cap in a chunked body: MHD 0.9.75 refuses a response queued in the
+			 * middle of a body, so the rest is read and dropped (bounded) and the 413 goes
+			 * out on the final call */
+			c->drained += *upload_data_size;
 			*upload_data_size = 0;
-			return MHD_YES;
+			return c->drained > DRAIN_MAX ? MHD_NO : MHD_YES;
 		}
 		if (*upload_data_size > c->max_body - c->body.len) {
-			/* chunked bodies have no Content-Length to check up front */
+			c->drained = *upload_data_size;
 			*upload_data_size = 0;
+			bc_buf_release(&c->body);
 			decide_error(c, 413, "request body too large");
-			return respond(c, conn);
+			return MHD_YES;
 		}
 		if (bc_buf_append(&c->body, upload_data, *upload_data_size) != BC_OK) {
 			*upload_data_size = 0;
-			decide_error(c, 500, "out of memory");
-			return respond(c, conn);
+			return MHD_NO;
 		}
 		*upload_data_size = 0;
 		return MHD_YES;
@@ -1016,6 +1024,7 @@ static struct MHD_Daemon *start_daemon(struct listener *li, const struct bc_http
 	unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG | MHD_USE_ITC;
 	size_t maxconn = l->max_connections ? l->max_connections : BC_LIMIT_HTTP_CONNECTIONS;
 	struct MHD_OptionItem ops[] = {
+		{MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)on_mhd_log, li}, /* first, or MHD warns */
 		{MHD_OPTION_LISTEN_SOCKET, fd, NULL},
 		{MHD_OPTION_THREAD_POOL_SIZE, l->threads ? l->threads : 2, NULL},
 		{MHD_OPTION_CONNECTION_MEMORY_LIMIT, MHD_POOL_BYTES, NULL},
@@ -1024,7 +1033,6 @@ static struct MHD_Daemon *start_daemon(struct listener *li, const struct bc_http
 		{MHD_OPTION_URI_LOG_CALLBACK, (intptr_t)on_uri, li},
 		{MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, li},
 		{MHD_OPTION_UNESCAPE_CALLBACK, (intptr_t)no_unescape, li},
-		{MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)on_mhd_log, li},
 		{MHD_OPTION_END, 0, NULL}, /* TLS options go here */
 		{MHD_OPTION_END, 0, NULL},
 		{MHD_OPTION_END, 0, NULL},

@@ -4,7 +4,29 @@
  * data is stored base64), no backend-specific functions. Booleans are BIGINT 0/1.
  *
  * Durability: SQLite runs in WAL mode with synchronous=FULL; a committed transaction survives
- * kill -9. Every write that a client is told succeeded must be committed before the reply. */
+ * kill -9. Every write that a client is told succeeded must be committed before the reply.
+ *
+ * URLs: "sqlite:PATH", "sqlite://PATH" or a plain PATH (file created 0600); "postgres://..." or
+ * "postgresql://..." (any libpq URI; the extra parameter pool_size=N, 1..64, default 4, sets
+ * the number of pooled connections and is not passed to libpq).
+ *
+ * Portable SQL rules (both backends are tested with the same suite):
+ * - TEXT and BIGINT columns; INSERT ... ON CONFLICT (cols) DO NOTHING / DO UPDATE; LIMIT/OFFSET;
+ *   RETURNING is allowed.
+ * - A parameter whose type PostgreSQL cannot infer from its position (`? IS NULL`, a bare
+ *   `SELECT ?`) needs a cast: CAST(? AS TEXT), CAST(? AS BIGINT) (valid on both). BC_PINT
+ *   parameters are sent as BIGINT.
+ * - Row locks: inside a transaction, SELECT ... FOR UPDATE locks the rows on PostgreSQL; the
+ *   SQLite backend drops a trailing FOR UPDATE (its write transaction already excludes every
+ *   other writer). Read-then-write logic must use FOR UPDATE (or a single conditional UPDATE)
+ *   to be race-free on PostgreSQL.
+ * - After any failed statement inside a transaction, the transaction is dead on both backends
+ *   (as PostgreSQL makes it): further statements and the commit fail with the first error's
+ *   status; roll it back. Expected duplicates are handled with ON CONFLICT, not by catching
+ *   BC_ERR_EXISTS mid-transaction.
+ * - While a thread holds a transaction, it must not call bc_store_exec with txn NULL for
+ *   writes (SQLite: the single writer is busy; it fails with BC_ERR_INTERNAL rather than
+ *   deadlock). Reads with txn NULL are fine but see only committed data. */
 #ifndef BC_STORE_H
 #define BC_STORE_H
 
@@ -38,9 +60,13 @@ const char *bc_store_backend(const struct bc_store *st); /* "sqlite" or "postgre
 int bc_store_migrate(struct bc_store *st, const char *component, const char *const *steps, size_t n,
 		     struct bc_error *err) BC_MUST_CHECK;
 
-/* Transactions. A write transaction takes the write lock at begin (SQLite BEGIN IMMEDIATE,
- * PostgreSQL SERIALIZABLE... READ COMMITTED with row locks), so read-then-write logic inside
- * it is race-free. A transaction is used by one thread. */
+/* Transactions. SQLite: BEGIN IMMEDIATE, one writer at a time across threads and processes,
+ * so read-then-write logic inside it is race-free. PostgreSQL: BEGIN ISOLATION LEVEL READ
+ * COMMITTED and no table lock; concurrent transactions run in parallel, and callers that read
+ * then write take row locks with SELECT ... FOR UPDATE (or write with one conditional UPDATE /
+ * INSERT ... ON CONFLICT). A busy database (SQLite lock wait beyond its busy timeout) or a
+ * PostgreSQL serialisation failure/deadlock (40001, 40P01) returns BC_ERR_CONFLICT: roll back
+ * and retry the whole transaction. A transaction is used by one thread. */
 int bc_store_begin(struct bc_store *st, struct bc_txn **out, struct bc_error *err) BC_MUST_CHECK;
 int bc_txn_commit(struct bc_txn *txn, struct bc_error *err) BC_MUST_CHECK; /* frees txn */
 void bc_txn_rollback(struct bc_txn *txn);                                 /* frees txn; NULL-safe */
@@ -67,8 +93,17 @@ int bc_store_get_int(struct bc_store *st, struct bc_txn *txn, const char *sql, c
 		     size_t nparams, int64_t *out, bool *found, struct bc_error *err) BC_MUST_CHECK;
 
 /* Change notification across replicas (PostgreSQL LISTEN/NOTIFY; in-process for SQLite):
- * bc_store_notify publishes on channel after the current transaction commits; subscribers'
- * callbacks run on a background thread. */
+ * bc_store_notify publishes on channel after the current transaction commits (nothing on
+ * rollback; at once when txn is NULL); subscribers' callbacks run on one background thread per
+ * store, in order, and are never called after bc_store_free returns. Subscriptions last until
+ * bc_store_free. Every subscriber of a store receives the notifications sent through that store
+ * as well (so a replica's own writes reach its cache the same way as others').
+ * An empty payload "" means "anything on this channel may have changed": it is sent when
+ * notifications may have been lost (the PostgreSQL listener reconnected, the queue overflowed),
+ * so a cache drops everything it holds for the channel. Payloads are at most
+ * BC_STORE_PAYLOAD_MAX bytes, channel names BC_STORE_CHANNEL_MAX. */
+#define BC_STORE_CHANNEL_MAX 63   /* PostgreSQL identifier length */
+#define BC_STORE_PAYLOAD_MAX 7999 /* PostgreSQL NOTIFY payload limit */
 typedef void (*bc_store_notify_fn)(void *ctx, const char *channel, const char *payload);
 int bc_store_subscribe(struct bc_store *st, const char *channel, bc_store_notify_fn fn, void *ctx,
 		       struct bc_error *err) BC_MUST_CHECK;

@@ -45,7 +45,12 @@ struct bc_param {
 	const char *s;
 	int64_t i;
 };
-#define BC_PTEXT(x) ((struct bc_param){.type = (x) ? BC_PARAM_TEXT : BC_PARAM_NULL, .s = (x)})
+/* A function, not a macro over `x ? ... : ...`, so that arrays may be passed without warnings. */
+static inline struct bc_param bc_ptext(const char *s)
+{
+	return (struct bc_param){.type = s ? BC_PARAM_TEXT : BC_PARAM_NULL, .s = s};
+}
+#define BC_PTEXT(x) bc_ptext(x)
 #define BC_PINT(x) ((struct bc_param){.type = BC_PARAM_INT, .i = (x)})
 #define BC_PNULL ((struct bc_param){.type = BC_PARAM_NULL})
 

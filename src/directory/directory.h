@@ -20,6 +20,11 @@ struct dir_config {
 	int64_t key_prepublish_s;  /* a new key is published this long before it signs (default 0 for manual) */
 	struct bc_ca *ca;          /* borrowed: issues identity and host certificates */
 	const char *master_key_file; /* borrowed: wraps signing keys at rest */
+	const char *const *resources; /* borrowed: resources (audiences) tokens may be issued for */
+	size_t nresources;
+	const char *const *v2_resources; /* borrowed: resources that ask for v2 tokens */
+	size_t nv2_resources;
+	const char *admin_audience;  /* borrowed: audience of tokens the admin API accepts */
 };
 
 /* Creates (migrating the store) and loads signing keys. Creates the default tenant on first start. */
@@ -99,6 +104,11 @@ int dir_token_verify(struct dir *d, const char *token, size_t len, const char *t
 /* Issues an access token for principal to resource (v1 claims unless v2). */
 int dir_token_issue(struct dir *d, const struct dir_principal *p, const char *resource, int version,
 		    struct bc_buf *out_token, int64_t *expires_on, struct bc_error *err) BC_MUST_CHECK;
+
+/* Marks a principal as a directory administrator (may use the directory admin API). */
+int dir_principal_set_admin(struct dir *d, struct bc_txn *txn, const char *object_id, bool admin,
+			    struct bc_error *err) BC_MUST_CHECK;
+bool dir_principal_is_admin(struct dir *d, const char *object_id);
 
 /* Signing keys: publishes a new key; it starts signing after key_prepublish_s (now when 0 and
  * force); the previous one stays published until its longest token expired. */

@@ -302,8 +302,10 @@ static int get_bn(const json_t *o, const char *name, bool required, bool secret,
 	uint8_t *raw = NULL;
 	size_t rlen = 0;
 	int rc = bc_b64url_decode(json_string_value(v), slen, &raw, &rlen, err);
-	if (rc)
-		return bc_error_wrap(err, "jwk member %s", name);
+	if (rc) {
+		bc_error_wrap(err, "jwk member %s", name);
+		return rc;
+	}
 	if (rlen == 0 || rlen > maxbytes) {
 		bc_wipe(raw, rlen);
 		free(raw);
@@ -497,8 +499,10 @@ int bc_jwk_from_json(struct bc_jwk **out, const char *json, size_t len, struct b
 		return bc_error_set(err, BC_ERR_LIMIT, "jwk too large (%zu bytes, limit %d)", len, BC_LIMIT_JWK_BYTES);
 	json_t *j = NULL;
 	int rc = bc_json_parse(json, len, BC_LIMIT_JWK_BYTES, &j, err);
-	if (rc)
-		return bc_error_wrap(err, "bad jwk");
+	if (rc) {
+		bc_error_wrap(err, "bad jwk");
+		return rc;
+	}
 	rc = bc_jwk_from_jansson(out, j, err);
 	json_decref(j);
 	return rc;
@@ -751,8 +755,10 @@ int bc_jwks_parse(struct bc_jwks **out, const char *json, size_t len, struct bc_
 {
 	json_t *j = NULL;
 	int rc = bc_json_parse(json, len, BC_LIMIT_JSON_BYTES, &j, err);
-	if (rc)
-		return bc_error_wrap(err, "bad jwks");
+	if (rc) {
+		bc_error_wrap(err, "bad jwks");
+		return rc;
+	}
 	const json_t *keys = json_object_get(j, "keys");
 	struct bc_jwks *set = NULL;
 	if (!json_is_array(keys)) {
@@ -1050,12 +1056,16 @@ static int parse_header(struct bc_jwt *t, const char *seg, size_t n, struct bc_e
 	uint8_t *raw = NULL;
 	size_t rlen = 0;
 	int rc = bc_b64url_decode(seg, n, &raw, &rlen, err);
-	if (rc)
-		return bc_error_wrap(err, "bad jwt header");
+	if (rc) {
+		bc_error_wrap(err, "bad jwt header");
+		return rc;
+	}
 	rc = bc_json_parse((const char *)raw, rlen, BC_LIMIT_JWT_HEADER_BYTES, &t->header, err);
 	free(raw);
-	if (rc)
-		return bc_error_wrap(err, "bad jwt header");
+	if (rc) {
+		bc_error_wrap(err, "bad jwt header");
+		return rc;
+	}
 	if (!json_is_object(t->header))
 		return bc_error_set(err, BC_ERR_INVALID, "jwt header is not a json object");
 	const json_t *alg = json_object_get(t->header, "alg");

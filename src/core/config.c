@@ -278,7 +278,7 @@ static int parse_line(const char *p, const char *end, int line, const struct bc_
 			if (!is_space(*p))
 				ve = p + 1;
 		}
-		if (*v == '#' && v < end)
+		if (v < end && *v == '#')
 			ve = v; /* "key = # comment": empty value */
 		memcpy(scratch, v, (size_t)(ve - v));
 		scratch[ve - v] = '\0';

@@ -87,6 +87,10 @@ TEST(quoted_escapes_and_empty)
 	CHECK_EQ_INT(parse(&c, "listen = a#b # c\n", &err), BC_OK); /* # inside a word is data */
 	CHECK_STR(c.listen, "a#b");
 	bc_config_release(&c, spec, NSPEC);
+	CHECK_EQ_INT(parse(&c, "listen = # only a comment\nstore =", &err), BC_OK); /* empty value at EOF */
+	CHECK_STR(c.listen, "");
+	CHECK_STR(c.store, "");
+	bc_config_release(&c, spec, NSPEC);
 }
 
 static void expect_error(const char *text, int st, const char *msg)

@@ -113,11 +113,17 @@ static PGconn *connect_url(const char *url)
 	return PQconnectdbParams(keys, vals, 1);
 }
 
+/* libpq prints NOTICEs ("relation already exists, skipping") on stderr; they are not errors. */
+static void ignore_notice(void *arg, const char *message)
+{
+}
+
 static int connect_checked(const char *url, PGconn **out, struct bc_error *err)
 {
 	PGconn *c = connect_url(url);
 	if (!c)
 		return bc_error_set(err, BC_ERR_NOMEM, "out of memory");
+	PQsetNoticeProcessor(c, ignore_notice, NULL);
 	if (PQstatus(c) != CONNECTION_OK) {
 		size_t n = strcspn(PQerrorMessage(c), "\n");
 		int rc = bc_error_set(err, BC_ERR_UNAVAILABLE, "postgres connect failed: %.*s", (int)n, PQerrorMessage(c));
@@ -325,9 +331,9 @@ static int pg_exec(struct bc_store *st, struct bc_txn *txn, const char *sql, con
 		release(s, pc);
 		pc = NULL;
 	}
-	if (changes) {
+	if (changes) { /* rows changed; PostgreSQL also counts the rows a SELECT returned */
 		const char *n = PQcmdTuples(res);
-		*changes = *n ? strtoll(n, NULL, 10) : 0;
+		*changes = *n && strncmp(PQcmdStatus(res), "SELECT", 6) != 0 ? strtoll(n, NULL, 10) : 0;
 	}
 	if (fn) {
 		struct bc_row row = {.ops = &pg_row_ops, .h = res};

@@ -765,9 +765,92 @@ TEST(get_helpers)
 	bc_store_free(st);
 }
 
+/* PostgreSQL: a server that drops the pool's connections and the listener's (restart, failover)
+ * costs one failed statement at most; the listener reconnects and says "" (anything changed). */
+TEST(reconnect)
+{
+	if (!IS_PG)
+		return;
+	struct bc_error err = {0};
+	struct bc_store *st = open_migrated();
+	REQUIRE(st);
+	struct inbox b = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+	CHECK_EQ_INT(bc_store_subscribe(st, "keys", on_note, &b, &err), BC_OK);
+	CHECK_EQ_INT(insert_t(st, NULL, 1, "one", 1, &err), BC_OK);
+	admin_pg("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'badge' "
+		 "AND pid <> pg_backend_pid()");
+	char *s = name_of(st, 1); /* the broken idle connection is replaced */
+	CHECK_STR(s, "one");
+	free(s);
+	CHECK_EQ_INT(insert_t(st, NULL, 2, "two", 2, &err), BC_OK);
+	struct bc_txn *txn;
+	CHECK_EQ_INT(bc_store_begin(st, &txn, &err), BC_OK);
+	bc_txn_rollback(txn);
+	CHECK(inbox_wait(&b, 1) >= 1); /* the listener came back and said "" */
+	pthread_mutex_lock(&b.mu);
+	CHECK_STR(b.got[0], "keys:");
+	int before = b.n;
+	pthread_mutex_unlock(&b.mu);
+	CHECK_EQ_INT(bc_store_notify(st, NULL, "keys", "k1", &err), BC_OK);
+	CHECK(inbox_wait(&b, before + 1) >= before + 1);
+	pthread_mutex_lock(&b.mu);
+	CHECK_STR(b.got[before], "keys:k1");
+	pthread_mutex_unlock(&b.mu);
+	bc_store_free(st);
+}
+
+struct reader {
+	struct bc_store *st;
+	int n, ok;
+};
+
+static void *reader_main(void *arg)
+{
+	struct reader *r = arg;
+	struct bc_error err = {0};
+	for (int i = 0; i < r->n; i++) {
+		struct bc_param p[] = {BC_PINT(1 + i % 3)};
+		char *s = NULL;
+		if (bc_store_get_text(r->st, NULL, "SELECT name FROM t WHERE id = ?", p, 1, &s, &err) == BC_OK && s)
+			r->ok++;
+		free(s);
+	}
+	return NULL;
+}
+
+/* Many threads reading at once (the vault's secret GET): all succeed; the rate is printed. */
+TEST(parallel_reads)
+{
+	enum { THREADS = 4, READS = 5000 };
+	struct bc_error err = {0};
+	struct bc_store *st = open_migrated();
+	REQUIRE(st);
+	for (int i = 1; i <= 3; i++)
+		CHECK_EQ_INT(insert_t(st, NULL, i, i == 1 ? "a" : i == 2 ? "b" : "c", i, &err), BC_OK);
+	pthread_t th[THREADS];
+	struct reader r[THREADS];
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (int i = 0; i < THREADS; i++) {
+		r[i] = (struct reader){.st = st, .n = IS_PG ? READS / 10 : READS};
+		REQUIRE(pthread_create(&th[i], NULL, reader_main, &r[i]) == 0);
+	}
+	int total = 0;
+	for (int i = 0; i < THREADS; i++) {
+		pthread_join(th[i], NULL);
+		CHECK_EQ_INT(r[i].ok, r[i].n);
+		total += r[i].ok;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	double s = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+	printf("     %s: %d point reads from %d threads, %.0f/s\n", backend, total, THREADS, total / s);
+	bc_store_free(st);
+}
+
 static const struct test_case conformance[] = {
 	T(migrations), T(migrations_concurrent), T(crud), T(nested_queries), T(unique_violation), T(rollback),
 	T(durable_reopen), T(durable_kill9), T(concurrent_counter), T(notify), T(get_helpers),
+	T(reconnect), T(parallel_reads),
 };
 
 static void run_suite(const char *be, const char *only)

@@ -1,0 +1,143 @@
+/* The agent's internals, shared by its modules: state on disk (state.c), the server protocol
+ * (upstream.c), namespaces (netns.c), the control socket (ctl.c), the metadata listeners and the
+ * sync loop (agent.c). */
+#ifndef AGENT_INT_H
+#define AGENT_INT_H
+
+#include <jansson.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include "agent/agent.h"
+#include "agent/imds.h"
+#include "agent/tokencache.h"
+#include "core/buf.h"
+#include "core/http.h"
+#include "core/jose.h"
+#include "core/limits.h"
+
+#define AGENT_DEFAULT_RATE 20
+#define AGENT_DEFAULT_CONCURRENCY 5
+#define AGENT_ASSERTION_LIFETIME_S 300
+#define AGENT_MAX_INSTANCES 1024      /* instances of one host the agent serves */
+#define AGENT_MAX_IDENTITIES 64       /* identities of one instance */
+#define AGENT_SECRET_BYTES 32         /* App Service header secret, hex-encoded */
+
+/* A key pair with its certificate: the host's, or one identity's. */
+struct agent_cred {
+	struct agent_cred *next;
+	char object_id[37];   /* identity credentials only */
+	char client_id[37];
+	char tenant_id[37];
+	struct bc_jwk *key;   /* owned */
+	char *cert_pem;       /* owned */
+	char x5t256[44];
+	int64_t not_before, not_after;
+	bool wanted;          /* still on an instance of the last sync */
+};
+
+/* The enrolled host. */
+struct agent_host {
+	char server_url[512];
+	char host_name[256];
+	char host_id[BC_LIMIT_RESOURCE_ID + 1];
+	char tenant_id[37];
+	char client_id[37];
+	char object_id[37];
+	char domain[256];
+	char management_resource[BC_LIMIT_RESOURCE + 1];
+	struct agent_cred cred;
+};
+
+struct agent_instance {
+	struct agent_instance *next;
+	struct agent *agent;            /* borrowed back-pointer */
+	char name[BC_LIMIT_NAME + 1];
+	json_t *doc;                    /* owned: the instance object of the last sync */
+	struct agent_identity *ids;     /* owned */
+	size_t nids;
+	struct imds_limiter lim;
+	struct bc_http_server *srv;     /* owned: this instance's listener(s) */
+	bool netns;                     /* isolation of this instance */
+	int nsfd;                       /* its network namespace, -1 for App Service */
+	char ns_name[64];               /* "" for an adopted namespace */
+	char hosts_path[PATH_MAX];
+	int slot;                       /* veth subnet slot, 0 = none */
+	int port;                       /* App Service port */
+	char secret[2 * AGENT_SECRET_BYTES + 1];
+	bool seen;                      /* in the sync being applied */
+};
+
+struct agent {
+	struct agent_config cfg;   /* strings borrowed from the caller */
+	char dir[3072];            /* data dir; short enough for every path under it */
+	char ca_path[PATH_MAX];    /* trust for the server */
+	bool use_netns;
+
+	pthread_mutex_t mu;        /* guards everything below */
+	struct agent_host host;
+	char *host_token;          /* owned */
+	int64_t host_token_exp;
+	struct agent_cred *creds;  /* identity credentials */
+	struct agent_instance *instances;
+	int64_t revision;
+	json_t *vaults;            /* owned: vault names of the last sync */
+
+	struct token_cache *tc;
+	pthread_t sync_thread;
+	bool sync_running;
+	pthread_t ctl_thread;
+	bool ctl_running;
+	int ctl_fd;
+	int stop_pipe[2];          /* written to wake the sync and ctl threads */
+	pthread_cond_t stop_cv;
+	bool stopping;
+	int original_netns;        /* the agent's own network namespace, for setns back */
+};
+
+/* state.c */
+int agent_state_path(const struct agent *a, const char *name, char *out, size_t n) BC_MUST_CHECK;
+int agent_host_load(struct agent *a, bool *found, struct bc_error *err) BC_MUST_CHECK;
+int agent_host_save(struct agent *a, struct bc_error *err) BC_MUST_CHECK;
+int agent_cred_set_cert(struct agent_cred *c, const char *cert_pem, struct bc_error *err) BC_MUST_CHECK;
+int agent_cred_save(struct agent *a, const struct agent_cred *c, struct bc_error *err) BC_MUST_CHECK;
+int agent_creds_load(struct agent *a, struct bc_error *err) BC_MUST_CHECK;
+void agent_cred_remove_files(struct agent *a, const char *object_id);
+void agent_cred_release(struct agent_cred *c);
+int agent_generate_key(const struct agent *a, struct bc_jwk **out, struct bc_error *err) BC_MUST_CHECK;
+/* JSON documents in the data dir (sync cache, App Service ports and secrets, netns slots). */
+int agent_json_load(const struct agent *a, const char *name, json_t **out, struct bc_error *err) BC_MUST_CHECK;
+int agent_json_save(const struct agent *a, const char *name, const json_t *doc, struct bc_error *err) BC_MUST_CHECK;
+
+/* upstream.c */
+int agent_assertion(const struct agent_cred *c, const char *client_id, const char *aud, struct bc_buf *out,
+		    struct bc_error *err) BC_MUST_CHECK;
+int agent_enroll(struct agent *a, struct bc_error *err) BC_MUST_CHECK;
+/* A JSON request to the server, with the host token unless anonymous. *out NULL when no body. */
+int agent_call(struct agent *a, const char *method, const char *path, const json_t *body, long timeout_ms,
+	       long *status, json_t **out, struct bc_error *err) BC_MUST_CHECK;
+int agent_identity_cert(struct agent *a, const char *object_id, struct agent_cred *out, struct bc_error *err) BC_MUST_CHECK;
+int agent_host_cert_renew(struct agent *a, struct bc_error *err) BC_MUST_CHECK;
+/* The token cache's fetch function (ctx = struct agent). */
+int agent_fetch_token(void *ctx, const char *object_id, const char *resource, struct imds_token *out,
+		      struct bc_error *err);
+int agent_parse_token_response(const json_t *body, int64_t now, struct imds_token *out, struct bc_error *err) BC_MUST_CHECK;
+
+/* netns.c */
+int agent_netns_setup(struct agent *a, struct agent_instance *in, const char *adopt_path, struct bc_error *err) BC_MUST_CHECK;
+int agent_netns_bind(struct agent *a, int nsfd, int *out_fd, struct bc_error *err) BC_MUST_CHECK;
+int agent_netns_write_hosts(struct agent *a, struct agent_instance *in, struct bc_error *err) BC_MUST_CHECK;
+void agent_netns_teardown(struct agent *a, struct agent_instance *in);
+
+/* ctl.c */
+int agent_ctl_start(struct agent *a, struct bc_error *err) BC_MUST_CHECK;
+void agent_ctl_stop(struct agent *a);
+
+/* agent.c */
+json_t *agent_status_json(struct agent *a);
+int agent_rotate_secret(struct agent *a, const char *name, struct bc_error *err) BC_MUST_CHECK;
+/* Looks an instance up by name; returns with a->mu held when found (caller unlocks). */
+struct agent_instance *agent_instance_lock(struct agent *a, const char *name);
+
+#endif

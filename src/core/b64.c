@@ -96,7 +96,8 @@ static int validate(const char *in, size_t n, bool url, size_t *ndata, struct bc
 	size_t pad = n - d;
 	for (size_t i = 0; i < d; i++)
 		if (sextet((unsigned char)in[i], url) < 0)
-			return bc_error_set(err, BC_ERR_INVALID, "invalid %s: bad character at offset %zu", name, i);
+			return bc_error_set(err, BC_ERR_INVALID, "invalid %s: bad character at offset %zu",
+					    name, i);
 	if (d % 4 == 1)
 		return bc_error_set(err, BC_ERR_INVALID, "invalid %s: bad length %zu", name, n);
 	if (pad && (d + pad) % 4 != 0)
@@ -106,7 +107,8 @@ static int validate(const char *in, size_t n, bool url, size_t *ndata, struct bc
 		int last = sextet((unsigned char)in[d - 1], url);
 		int unused = d % 4 == 2 ? 0x0f : 0x03;
 		if (last & unused)
-			return bc_error_set(err, BC_ERR_INVALID, "invalid %s: non-canonical trailing bits", name);
+			return bc_error_set(err, BC_ERR_INVALID, "invalid %s: non-canonical trailing bits",
+					    name);
 	}
 	*ndata = d;
 	return BC_OK;

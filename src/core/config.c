@@ -16,9 +16,9 @@
 struct pending {
 	size_t idx; /* into spec */
 	int line;
-	char *s;    /* owned, BC_CONF_STRING */
-	int64_t i;  /* BC_CONF_INT, BC_CONF_DURATION */
-	bool b;     /* BC_CONF_BOOL */
+	char *s;   /* owned, BC_CONF_STRING */
+	int64_t i; /* BC_CONF_INT, BC_CONF_DURATION */
+	bool b;    /* BC_CONF_BOOL */
 };
 
 /* Sets err to "line N: <message>" (or just the message when line is 0). */
@@ -48,12 +48,23 @@ int bc_duration_parse(const char *s, int64_t *out)
 	}
 	int64_t mult;
 	switch (*p) {
-	case '\0': mult = 1; break;
-	case 's': mult = 1; break;
-	case 'm': mult = 60; break;
-	case 'h': mult = 3600; break;
-	case 'd': mult = 86400; break;
-	default: return BC_ERR_INVALID;
+	case '\0':
+		mult = 1;
+		break;
+	case 's':
+		mult = 1;
+		break;
+	case 'm':
+		mult = 60;
+		break;
+	case 'h':
+		mult = 3600;
+		break;
+	case 'd':
+		mult = 86400;
+		break;
+	default:
+		return BC_ERR_INVALID;
 	}
 	if (*p && p[1] != '\0')
 		return BC_ERR_INVALID;
@@ -110,24 +121,28 @@ static int convert(const struct bc_config_spec *sp, const char *value, int line,
 		return BC_OK;
 	case BC_CONF_BOOL:
 		if (parse_bool(value, &pv->b) != BC_OK)
-			return conf_err(err, BC_ERR_INVALID, line, "%s: invalid boolean '%.40s' (expected true or false)",
-					sp->key, value);
+			return conf_err(err, BC_ERR_INVALID, line,
+					"%s: invalid boolean '%.40s' (expected true or false)", sp->key,
+					value);
 		return BC_OK;
 	case BC_CONF_INT:
 		if (parse_int(value, &pv->i) != BC_OK)
-			return conf_err(err, BC_ERR_INVALID, line, "%s: invalid integer '%.40s'", sp->key, value);
+			return conf_err(err, BC_ERR_INVALID, line, "%s: invalid integer '%.40s'", sp->key,
+					value);
 		break;
 	case BC_CONF_DURATION:
 		if (bc_duration_parse(value, &pv->i) != BC_OK)
 			return conf_err(err, BC_ERR_INVALID, line,
-					"%s: invalid duration '%.40s' (expected e.g. 90s, 15m, 24h, 7d)", sp->key, value);
+					"%s: invalid duration '%.40s' (expected e.g. 90s, 15m, 24h, 7d)",
+					sp->key, value);
 		break;
 	default:
 		return conf_err(err, BC_ERR_INTERNAL, line, "%s: unknown type in spec", sp->key);
 	}
 	if ((sp->min || sp->max) && (pv->i < sp->min || pv->i > sp->max))
-		return conf_err(err, BC_ERR_INVALID, line, "%s: %.40s out of range (%" PRId64 "..%" PRId64 ")", sp->key,
-				value, sp->min, sp->max);
+		return conf_err(err, BC_ERR_INVALID, line,
+				"%s: %.40s out of range (%" PRId64 "..%" PRId64 ")", sp->key, value, sp->min,
+				sp->max);
 	return BC_OK;
 }
 
@@ -226,7 +241,8 @@ static int read_quoted(const char **pp, const char *end, char *out, int line, st
 			if (c == 'n')
 				c = '\n';
 			else if (c != '"' && c != '\\')
-				return conf_err(err, BC_ERR_INVALID, line, "bad escape '\\%c' in quoted value",
+				return conf_err(err, BC_ERR_INVALID, line,
+						"bad escape '\\%c' in quoted value",
 						(c >= 0x20 && c < 0x7f) ? c : '?');
 		}
 		out[o++] = c;
@@ -255,8 +271,8 @@ static int parse_line(const char *p, const char *end, int line, const struct bc_
 	while (p < end && is_space(*p))
 		p++;
 	if (p == end || *p != '=')
-		return conf_err(err, BC_ERR_INVALID, line, "expected '=' after '%.*s'", (int)(klen > 64 ? 64 : klen),
-				key);
+		return conf_err(err, BC_ERR_INVALID, line, "expected '=' after '%.*s'",
+				(int)(klen > 64 ? 64 : klen), key);
 	p++;
 	while (p < end && is_space(*p))
 		p++;
@@ -286,11 +302,12 @@ static int parse_line(const char *p, const char *end, int line, const struct bc_
 	size_t idx;
 	const struct bc_config_spec *sp = lookup(spec, n, key, klen, &idx);
 	if (!sp)
-		return conf_err(err, BC_ERR_INVALID, line, "unknown key '%.*s'", (int)(klen > 64 ? 64 : klen), key);
+		return conf_err(err, BC_ERR_INVALID, line, "unknown key '%.*s'", (int)(klen > 64 ? 64 : klen),
+				key);
 	for (size_t i = 0; i < *np; i++)
 		if (pv[i].idx == idx)
-			return conf_err(err, BC_ERR_INVALID, line, "duplicate key '%s' (first set on line %d)", sp->key,
-					pv[i].line);
+			return conf_err(err, BC_ERR_INVALID, line,
+					"duplicate key '%s' (first set on line %d)", sp->key, pv[i].line);
 	struct pending *e = &pv[*np];
 	memset(e, 0, sizeof(*e));
 	e->idx = idx;
@@ -321,7 +338,8 @@ int bc_config_parse(void *obj, const struct bc_config_spec *spec, size_t n, cons
 		const char *nl = memchr(p, '\n', (size_t)(end - p));
 		const char *le = nl ? nl : end;
 		if ((size_t)(le - p) > BC_LIMIT_CONFIG_LINE) {
-			rc = conf_err(err, BC_ERR_LIMIT, line, "line too long (limit %d bytes)", BC_LIMIT_CONFIG_LINE);
+			rc = conf_err(err, BC_ERR_LIMIT, line, "line too long (limit %d bytes)",
+				      BC_LIMIT_CONFIG_LINE);
 			goto out;
 		}
 		if (memchr(p, '\0', (size_t)(le - p))) {
@@ -342,14 +360,16 @@ out:
 	return rc;
 }
 
-int bc_config_load(void *obj, const struct bc_config_spec *spec, size_t n, const char *path, struct bc_error *err)
+int bc_config_load(void *obj, const struct bc_config_spec *spec, size_t n, const char *path,
+		   struct bc_error *err)
 {
 	char *text;
 	size_t len;
 	int rc = bc_read_file(path, BC_LIMIT_CONFIG_BYTES, &text, &len, err);
 	if (rc) {
 		if (rc == BC_ERR_LIMIT)
-			bc_error_set(err, rc, "configuration too large: %s (limit %d bytes)", path, BC_LIMIT_CONFIG_BYTES);
+			bc_error_set(err, rc, "configuration too large: %s (limit %d bytes)", path,
+				     BC_LIMIT_CONFIG_BYTES);
 		return rc;
 	}
 	rc = bc_config_parse(obj, spec, n, text, len, err);

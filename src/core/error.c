@@ -97,21 +97,37 @@ void bc_error_clear(struct bc_error *err)
 const char *bc_status_name(int st)
 {
 	switch (st) {
-	case BC_OK: return "ok";
-	case BC_ERR_INVALID: return "invalid";
-	case BC_ERR_NOT_FOUND: return "not found";
-	case BC_ERR_EXISTS: return "exists";
-	case BC_ERR_CONFLICT: return "conflict";
-	case BC_ERR_UNAUTHENTICATED: return "unauthenticated";
-	case BC_ERR_FORBIDDEN: return "forbidden";
-	case BC_ERR_LIMIT: return "limit exceeded";
-	case BC_ERR_NOMEM: return "out of memory";
-	case BC_ERR_IO: return "i/o error";
-	case BC_ERR_CRYPTO: return "crypto failure";
-	case BC_ERR_STORE: return "store failure";
-	case BC_ERR_UNAVAILABLE: return "unavailable";
-	case BC_ERR_INTERNAL: return "internal error";
-	case BC_ERR_RATE: return "rate limited";
-	default: return "unknown status";
+	case BC_OK:
+		return "ok";
+	case BC_ERR_INVALID:
+		return "invalid";
+	case BC_ERR_NOT_FOUND:
+		return "not found";
+	case BC_ERR_EXISTS:
+		return "exists";
+	case BC_ERR_CONFLICT:
+		return "conflict";
+	case BC_ERR_UNAUTHENTICATED:
+		return "unauthenticated";
+	case BC_ERR_FORBIDDEN:
+		return "forbidden";
+	case BC_ERR_LIMIT:
+		return "limit exceeded";
+	case BC_ERR_NOMEM:
+		return "out of memory";
+	case BC_ERR_IO:
+		return "i/o error";
+	case BC_ERR_CRYPTO:
+		return "crypto failure";
+	case BC_ERR_STORE:
+		return "store failure";
+	case BC_ERR_UNAVAILABLE:
+		return "unavailable";
+	case BC_ERR_INTERNAL:
+		return "internal error";
+	case BC_ERR_RATE:
+		return "rate limited";
+	default:
+		return "unknown status";
 	}
 }

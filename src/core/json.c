@@ -49,15 +49,17 @@ int bc_json_parse(const char *s, size_t n, size_t max, json_t **out, struct bc_e
 	if (max == 0)
 		max = BC_LIMIT_JSON_BYTES;
 	if (n > max)
-		return bc_error_set(err, BC_ERR_LIMIT, "json document too large: %zu bytes (limit %zu)", n, max);
+		return bc_error_set(err, BC_ERR_LIMIT, "json document too large: %zu bytes (limit %zu)", n,
+				    max);
 	if (json_depth(s, n, BC_LIMIT_JSON_DEPTH) > BC_LIMIT_JSON_DEPTH)
-		return bc_error_set(err, BC_ERR_LIMIT, "json nested too deeply (limit %d)", BC_LIMIT_JSON_DEPTH);
+		return bc_error_set(err, BC_ERR_LIMIT, "json nested too deeply (limit %d)",
+				    BC_LIMIT_JSON_DEPTH);
 	json_error_t je;
 	json_t *j = json_loadb(s, n, JSON_REJECT_DUPLICATES, &je);
 	if (!j) {
 		strip_near(je.text);
-		return bc_error_set(err, BC_ERR_INVALID, "invalid json at line %d column %d (byte %d): %s", je.line,
-				    je.column, je.position, je.text);
+		return bc_error_set(err, BC_ERR_INVALID, "invalid json at line %d column %d (byte %d): %s",
+				    je.line, je.column, je.position, je.text);
 	}
 	*out = j;
 	return BC_OK;
@@ -120,10 +122,12 @@ int bc_json_set_str(json_t *obj, const char *key, const char *s)
 {
 	if (!s)
 		return BC_OK;
+	/* json_string fails on memory or on s that is not UTF-8; json_object_set_new steals v even
+	 * when it fails. */
 	json_t *v = json_string(s);
 	if (!v)
-		return BC_ERR_NOMEM; /* or s is not UTF-8 */
-	return json_object_set_new(obj, key, v) == 0 ? BC_OK : BC_ERR_NOMEM; /* steals v even on failure */
+		return BC_ERR_NOMEM;
+	return json_object_set_new(obj, key, v) == 0 ? BC_OK : BC_ERR_NOMEM;
 }
 
 int bc_json_set_int(json_t *obj, const char *key, int64_t v)

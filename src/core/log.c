@@ -199,8 +199,8 @@ void bc_log(int level, const char *reqid, const char *fmt, ...)
 	line_emit(&l);
 }
 
-void bc_log_access(const char *reqid, const char *method, const char *route, int status,
-		   double duration_ms, const char *caller)
+void bc_log_access(const char *reqid, const char *method, const char *route, int status, double duration_ms,
+		   const char *caller)
 {
 	if (!level_enabled(BC_LOG_INFO))
 		return;

@@ -211,7 +211,8 @@ int bc_write_file_atomic(const char *path, const void *data, size_t len, int mod
 		goto fail;
 	}
 	if (fsync_parent(path) != 0)
-		return bc_error_set(err, BC_ERR_IO, "cannot fsync directory of %s: %s", path, strerror(errno));
+		return bc_error_set(err, BC_ERR_IO, "cannot fsync directory of %s: %s", path,
+				    strerror(errno));
 	return BC_OK;
 fail:;
 	int e = errno;
@@ -235,7 +236,8 @@ int bc_read_file(const char *path, size_t max, char **out, size_t *len, struct b
 	for (;;) {
 		if (n == alloc) {
 			if (alloc > max) { /* read max + 1 bytes: one more than allowed */
-				st = bc_error_set(err, BC_ERR_LIMIT, "file too large: %s (limit %zu bytes)", path, max);
+				st = bc_error_set(err, BC_ERR_LIMIT, "file too large: %s (limit %zu bytes)",
+						  path, max);
 				goto fail;
 			}
 			size_t a = alloc ? alloc * 2 : 4096;
@@ -292,9 +294,11 @@ int bc_mkdir_p(const char *path, int mode, struct bc_error *err)
 			int e = errno;
 			struct stat st;
 			if (e != EEXIST)
-				return bc_error_set(err, BC_ERR_IO, "cannot create directory %s: %s", p, strerror(e));
+				return bc_error_set(err, BC_ERR_IO, "cannot create directory %s: %s", p,
+						    strerror(e));
 			if (stat(p, &st) != 0 || !S_ISDIR(st.st_mode))
-				return bc_error_set(err, BC_ERR_IO, "cannot create directory %s: not a directory", p);
+				return bc_error_set(err, BC_ERR_IO,
+						    "cannot create directory %s: not a directory", p);
 		}
 		p[i] = saved;
 	}

@@ -33,8 +33,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();
 	int rc = bc_config_parse(&c, spec, NSPEC, (const char *)data, size, &err);
 	if (rc != BC_OK) {
-		if (!err.msg[0] || strcmp(c.name, "dflt") != 0 || c.count != 3 || c.lifetime != 86400 || c.flag ||
-		    c.url)
+		if (!err.msg[0] || strcmp(c.name, "dflt") != 0 || c.count != 3 || c.lifetime != 86400 ||
+		    c.flag || c.url)
 			abort();
 	} else if (c.count < 1 || c.count > 1000 || c.lifetime < 60 || c.lifetime > 7 * 86400) {
 		abort(); /* a bound was not enforced */

@@ -66,16 +66,16 @@ TEST(url_alphabet)
 TEST(rejects_malformed)
 {
 	static const char *const bad[] = {
-		"Z",        /* one char left over */
-		"Zm9vY",    /* 5 chars: 4n+1 */
-		"Zg=",      /* padding that does not complete a quantum */
-		"Zm9v=",    /* padding after a full quantum */
-		"Zg===",    /* too much padding */
-		"Z=g=",     /* padding in the middle */
-		"Zm 9v",    /* whitespace (OpenSSL would skip it) */
-		"Zm9v\n",   /* trailing newline */
-		"Zh",       /* non-canonical: low bits of the last char set ("Zg" is canonical) */
-		"Zm9=",     /* non-canonical with padding ("Zm8=") */
+		"Z",      /* one char left over */
+		"Zm9vY",  /* 5 chars: 4n+1 */
+		"Zg=",    /* padding that does not complete a quantum */
+		"Zm9v=",  /* padding after a full quantum */
+		"Zg===",  /* too much padding */
+		"Z=g=",   /* padding in the middle */
+		"Zm 9v",  /* whitespace (OpenSSL would skip it) */
+		"Zm9v\n", /* trailing newline */
+		"Zh",     /* non-canonical: low bits of the last char set ("Zg" is canonical) */
+		"Zm9=",   /* non-canonical with padding ("Zm8=") */
 		"Zm.v",
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -134,4 +134,5 @@ TEST(encode_respects_cap)
 	bc_buf_release(&b);
 }
 
-TEST_MAIN(T(rfc4648_vectors), T(url_alphabet), T(rejects_malformed), T(large_roundtrip), T(encode_respects_cap))
+TEST_MAIN(T(rfc4648_vectors), T(url_alphabet), T(rejects_malformed), T(large_roundtrip),
+	  T(encode_respects_cap))

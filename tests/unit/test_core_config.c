@@ -15,12 +15,13 @@ struct conf {
 };
 
 static const struct bc_config_spec spec[] = {
-	{"listen", BC_CONF_STRING, offsetof(struct conf, listen), "address to listen on", "127.0.0.1:8443", 0, 0},
+	{"listen", BC_CONF_STRING, offsetof(struct conf, listen), "address to listen on", "127.0.0.1:8443", 0,
+	 0},
 	{"store", BC_CONF_STRING, offsetof(struct conf, store), "store url", NULL, 0, 0},
 	{"workers", BC_CONF_INT, offsetof(struct conf, workers), "pool threads", "2", 1, 64},
 	{"log.json", BC_CONF_BOOL, offsetof(struct conf, json_logs), "json logs", "false", 0, 0},
-	{"token_lifetime", BC_CONF_DURATION, offsetof(struct conf, token_lifetime), "token lifetime", "24h", 300,
-	 86400},
+	{"token_lifetime", BC_CONF_DURATION, offsetof(struct conf, token_lifetime), "token lifetime", "24h",
+	 300, 86400},
 };
 #define NSPEC (sizeof(spec) / sizeof(spec[0]))
 
@@ -110,7 +111,8 @@ static void expect_error(const char *text, int st, const char *msg)
 TEST(errors_name_the_line)
 {
 	expect_error("listen = x\nworkers = 3\nfoo = 1\n", BC_ERR_INVALID, "line 3: unknown key 'foo'");
-	expect_error("workers = 3\n\nworkers = 4\n", BC_ERR_INVALID, "line 3: duplicate key 'workers' (first set on line 1)");
+	expect_error("workers = 3\n\nworkers = 4\n", BC_ERR_INVALID,
+		     "line 3: duplicate key 'workers' (first set on line 1)");
 	expect_error("workers = three\n", BC_ERR_INVALID, "line 1: workers: invalid integer 'three'");
 	expect_error("workers = 3x\n", BC_ERR_INVALID, "line 1: workers: invalid integer '3x'");
 	expect_error("workers = 65\n", BC_ERR_INVALID, "line 1: workers: 65 out of range (1..64)");
@@ -121,7 +123,8 @@ TEST(errors_name_the_line)
 		     "line 1: log.json: invalid boolean 'maybe' (expected true or false)");
 	expect_error("listen=x\ntoken_lifetime = 2w\n", BC_ERR_INVALID,
 		     "line 2: token_lifetime: invalid duration '2w' (expected e.g. 90s, 15m, 24h, 7d)");
-	expect_error("token_lifetime = 2d\n", BC_ERR_INVALID, "line 1: token_lifetime: 2d out of range (300..86400)");
+	expect_error("token_lifetime = 2d\n", BC_ERR_INVALID,
+		     "line 1: token_lifetime: 2d out of range (300..86400)");
 	expect_error("listen 1.2.3.4\n", BC_ERR_INVALID, "line 1: expected '=' after 'listen'");
 	expect_error("= 4\n", BC_ERR_INVALID, "line 1: expected 'key = value'");
 	expect_error("listen = \"abc\n", BC_ERR_INVALID, "line 1: unterminated quoted value");
@@ -212,8 +215,19 @@ TEST(durations)
 		CHECK_EQ_INT(bc_duration_parse(ok[i].s, &v), BC_OK);
 		CHECK_EQ_INT(v, ok[i].v);
 	}
-	static const char *const bad[] = {"", "s", "-5s", " 5s", "5 s", "5ss", "5sm", "1h30m", "1.5h", "5S",
-					  "99999999999999999999", "9999999999999999999d", "+5"};
+	static const char *const bad[] = {"",
+					  "s",
+					  "-5s",
+					  " 5s",
+					  "5 s",
+					  "5ss",
+					  "5sm",
+					  "1h30m",
+					  "1.5h",
+					  "5S",
+					  "99999999999999999999",
+					  "9999999999999999999d",
+					  "+5"};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		int64_t v = -1;
 		CHECK_EQ_INT(bc_duration_parse(bad[i], &v), BC_ERR_INVALID);
@@ -222,5 +236,5 @@ TEST(durations)
 	CHECK_EQ_INT(bc_duration_parse(NULL, &(int64_t){0}), BC_ERR_INVALID);
 }
 
-TEST_MAIN(T(defaults), T(bad_default_is_reported), T(parse_full), T(quoted_escapes_and_empty), T(errors_name_the_line),
-	  T(limits), T(set_overrides), T(load_file), T(durations))
+TEST_MAIN(T(defaults), T(bad_default_is_reported), T(parse_full), T(quoted_escapes_and_empty),
+	  T(errors_name_the_line), T(limits), T(set_overrides), T(load_file), T(durations))

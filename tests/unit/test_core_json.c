@@ -14,17 +14,17 @@ TEST(parse_ok_and_getters)
 	struct bc_error err = {0};
 	REQUIRE(parse("{\"a\":\"x\",\"n\":42,\"b\":true,\"f\":1.5,\"neg\":-7}", &j, &err) == BC_OK);
 	CHECK_STR(bc_json_str(j, "a"), "x");
-	CHECK(bc_json_str(j, "n") == NULL);       /* wrong type */
+	CHECK(bc_json_str(j, "n") == NULL); /* wrong type */
 	CHECK(bc_json_str(j, "missing") == NULL);
 	CHECK_EQ_INT(bc_json_int(j, "n", -1), 42);
 	CHECK_EQ_INT(bc_json_int(j, "neg", 0), -7);
 	CHECK_EQ_INT(bc_json_int(j, "a", -1), -1);
-	CHECK_EQ_INT(bc_json_int(j, "f", -1), -1);  /* a real is not an integer */
+	CHECK_EQ_INT(bc_json_int(j, "f", -1), -1); /* a real is not an integer */
 	CHECK(bc_json_bool(j, "b", false) == true);
-	CHECK(bc_json_bool(j, "n", true) == true);  /* default when wrong type */
+	CHECK(bc_json_bool(j, "n", true) == true); /* default when wrong type */
 	CHECK(bc_json_str(NULL, "a") == NULL);
 	json_t *arr = json_array();
-	CHECK(bc_json_str(arr, "a") == NULL);       /* not an object */
+	CHECK(bc_json_str(arr, "a") == NULL); /* not an object */
 	json_decref(arr);
 	json_decref(j);
 }
@@ -45,8 +45,18 @@ TEST(rejects_duplicate_keys)
 TEST(rejects_malformed)
 {
 	static const char *const bad[] = {
-		"", "{", "{\"a\":}", "[1,]", "{\"a\":1} x", "{\"a\":1}{}", "{'a':1}", "{\"a\":\"\\u0000\"}",
-		"{\"a\":\"\xff\"}", "nul", "{\"a\":01}", "[1e99999]",
+		"",
+		"{",
+		"{\"a\":}",
+		"[1,]",
+		"{\"a\":1} x",
+		"{\"a\":1}{}",
+		"{'a':1}",
+		"{\"a\":\"\\u0000\"}",
+		"{\"a\":\"\xff\"}",
+		"nul",
+		"{\"a\":01}",
+		"[1e99999]",
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		json_t *j = NULL;
@@ -179,5 +189,5 @@ TEST(dump_and_setters)
 	CHECK(bc_json_dumps(NULL) == NULL);
 }
 
-TEST_MAIN(T(parse_ok_and_getters), T(rejects_duplicate_keys), T(rejects_malformed), T(error_does_not_quote_input),
-	  T(size_cap), T(depth_cap), T(dump_and_setters))
+TEST_MAIN(T(parse_ok_and_getters), T(rejects_duplicate_keys), T(rejects_malformed),
+	  T(error_does_not_quote_input), T(size_cap), T(depth_cap), T(dump_and_setters))

@@ -47,9 +47,11 @@ TEST(text_format)
 	bc_log_set_json(false);
 	bc_log_set_level(BC_LOG_INFO);
 	capture(emit_text);
-	CHECK_STR(captured, "2026-11-29T08:00:00Z INFO [req-1] token issued for app\n"
-			    "2026-11-29T08:00:00Z WARN [-] line\\nbreak\\x01\n"
-			    "2026-11-29T08:00:00Z INFO [r2] access GET /{tenant}/discovery/keys 200 1.500ms caller=-\n");
+	CHECK_STR(
+		captured,
+		"2026-11-29T08:00:00Z INFO [req-1] token issued for app\n"
+		"2026-11-29T08:00:00Z WARN [-] line\\nbreak\\x01\n"
+		"2026-11-29T08:00:00Z INFO [r2] access GET /{tenant}/discovery/keys 200 1.500ms caller=-\n");
 	bc_clock_set(NULL, NULL);
 }
 
@@ -130,8 +132,10 @@ TEST(levels)
 static void *log_thread(void *arg)
 {
 	for (int i = 0; i < 200; i++)
-		bc_log(BC_LOG_INFO, arg, "%s %d %s", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", i,
-		       "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb");
+		bc_log(BC_LOG_INFO, arg, "%s %d %s",
+		       "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", i,
+		       "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+		       "bbbbbbbbbbbbbbb");
 	return NULL;
 }
 
@@ -155,11 +159,15 @@ TEST(threads_do_not_interleave)
 		*nl = '\0';
 		int n = -1;
 		char id[8];
-		CHECK(sscanf(p, "2026-11-29T08:00:00Z INFO [t%1[0-3]] aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa %d", id, &n) == 2);
+		CHECK(sscanf(p,
+			     "2026-11-29T08:00:00Z INFO [t%1[0-3]] "
+			     "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa %d",
+			     id, &n) == 2);
 		CHECK(strlen(p) > 100 && strcmp(p + strlen(p) - 5, "bbbbb") == 0);
 		*nl = '\n';
 	}
 	CHECK_EQ_INT(lines, 800);
 }
 
-TEST_MAIN(T(text_format), T(json_format), T(truncation_keeps_lines_whole), T(levels), T(threads_do_not_interleave))
+TEST_MAIN(T(text_format), T(json_format), T(truncation_keeps_lines_whole), T(levels),
+	  T(threads_do_not_interleave))

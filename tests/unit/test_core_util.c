@@ -16,7 +16,7 @@ TEST(clock_injection)
 {
 	int64_t real = bc_now();
 	CHECK(real > 1700000000); /* after 2023 */
-	int64_t t = 1795939200;    /* 2026-11-29T08:00:00Z */
+	int64_t t = 1795939200;   /* 2026-11-29T08:00:00Z */
 	bc_clock_set(fixed_clock, &t);
 	CHECK_EQ_INT(bc_now(), 1795939200);
 	t += 3600;
@@ -35,8 +35,8 @@ TEST(random_ids)
 	CHECK_EQ_INT(strlen(u1), 36);
 	CHECK(bc_is_uuid(u1));
 	CHECK(strcmp(u1, u2) != 0);
-	CHECK_EQ_INT(u1[14], '4');                    /* version */
-	CHECK(strchr("89ab", u1[19]) != NULL);       /* variant */
+	CHECK_EQ_INT(u1[14], '4');             /* version */
+	CHECK(strchr("89ab", u1[19]) != NULL); /* variant */
 	for (const char *p = u1; *p; p++)
 		CHECK(*p == '-' || (*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f'));
 	REQUIRE(bc_random_hex32(h) == BC_OK);

@@ -26,7 +26,14 @@
  *   BC_ERR_EXISTS mid-transaction.
  * - While a thread holds a transaction, it must not call bc_store_exec with txn NULL for
  *   writes (SQLite: the single writer is busy; it fails with BC_ERR_INTERNAL rather than
- *   deadlock). Reads with txn NULL are fine but see only committed data. */
+ *   deadlock). Reads with txn NULL are fine but see only committed data.
+ *
+ * Connections: SQLite keeps one writer and up to 32 reader connections (readers run in
+ * parallel), each caching its prepared statements by SQL text, so pass the same literal text
+ * for a hot query and keep values in parameters. PostgreSQL keeps up to pool_size connections;
+ * an idle connection the server dropped is replaced before use, and an autocommit SELECT that
+ * loses its connection is retried once; a write or a transaction that loses it fails with
+ * BC_ERR_UNAVAILABLE (it may or may not have been applied). */
 #ifndef BC_STORE_H
 #define BC_STORE_H
 
@@ -107,6 +114,7 @@ int bc_store_get_int(struct bc_store *st, struct bc_txn *txn, const char *sql, c
  * notifications may have been lost (the PostgreSQL listener reconnected, the queue overflowed),
  * so a cache drops everything it holds for the channel. Payloads are at most
  * BC_STORE_PAYLOAD_MAX bytes, channel names BC_STORE_CHANNEL_MAX. */
+/* Callbacks must not call bc_store_free on their own store. */
 #define BC_STORE_CHANNEL_MAX 63   /* PostgreSQL identifier length */
 #define BC_STORE_PAYLOAD_MAX 7999 /* PostgreSQL NOTIFY payload limit */
 typedef void (*bc_store_notify_fn)(void *ctx, const char *channel, const char *payload);

@@ -799,6 +799,60 @@ TEST(reconnect)
 	bc_store_free(st);
 }
 
+struct deadlock_side {
+	struct bc_store *st;
+	pthread_barrier_t *barrier;
+	int64_t first, second;
+	int rc;
+	struct bc_error err;
+};
+
+static void *deadlock_main(void *arg)
+{
+	struct deadlock_side *d = arg;
+	struct bc_txn *txn;
+	struct bc_param a[] = {BC_PINT(d->first)}, b[] = {BC_PINT(d->second)};
+	if ((d->rc = bc_store_begin(d->st, &txn, &d->err)))
+		return NULL;
+	d->rc = bc_store_exec(d->st, txn, "UPDATE t SET n = n + 1 WHERE id = ?", a, 1, NULL, NULL, NULL, &d->err);
+	pthread_barrier_wait(d->barrier);
+	if (!d->rc)
+		d->rc = bc_store_exec(d->st, txn, "UPDATE t SET n = n + 1 WHERE id = ?", b, 1, NULL, NULL, NULL, &d->err);
+	if (!d->rc)
+		d->rc = bc_txn_commit(txn, &d->err);
+	else
+		bc_txn_rollback(txn);
+	return NULL;
+}
+
+/* PostgreSQL: two transactions locking rows in opposite orders; the one the server picks as the
+ * deadlock victim gets BC_ERR_CONFLICT, the other commits. (SQLite: one writer, no deadlock.) */
+TEST(deadlock_conflict)
+{
+	if (!IS_PG)
+		return;
+	struct bc_error err = {0};
+	struct bc_store *st = open_migrated();
+	REQUIRE(st);
+	CHECK_EQ_INT(insert_t(st, NULL, 1, "a", 0, &err), BC_OK);
+	CHECK_EQ_INT(insert_t(st, NULL, 2, "b", 0, &err), BC_OK);
+	pthread_barrier_t barrier;
+	pthread_barrier_init(&barrier, NULL, 2);
+	struct deadlock_side d[2] = {{.st = st, .barrier = &barrier, .first = 1, .second = 2},
+				     {.st = st, .barrier = &barrier, .first = 2, .second = 1}};
+	pthread_t th[2];
+	for (int i = 0; i < 2; i++)
+		REQUIRE(pthread_create(&th[i], NULL, deadlock_main, &d[i]) == 0);
+	for (int i = 0; i < 2; i++)
+		pthread_join(th[i], NULL);
+	pthread_barrier_destroy(&barrier);
+	CHECK((d[0].rc == BC_OK && d[1].rc == BC_ERR_CONFLICT) || (d[1].rc == BC_OK && d[0].rc == BC_ERR_CONFLICT));
+	int64_t sum = 0;
+	CHECK_EQ_INT(bc_store_get_int(st, NULL, "SELECT SUM(n) FROM t", NULL, 0, &sum, NULL, &err), BC_OK);
+	CHECK_EQ_INT(sum, 2); /* the winner's two updates, nothing of the victim's */
+	bc_store_free(st);
+}
+
 struct reader {
 	struct bc_store *st;
 	int n, ok;
@@ -850,7 +904,7 @@ TEST(parallel_reads)
 static const struct test_case conformance[] = {
 	T(migrations), T(migrations_concurrent), T(crud), T(nested_queries), T(unique_violation), T(rollback),
 	T(durable_reopen), T(durable_kill9), T(concurrent_counter), T(notify), T(get_helpers),
-	T(reconnect), T(parallel_reads),
+	T(reconnect), T(deadlock_conflict), T(parallel_reads),
 };
 
 static void run_suite(const char *be, const char *only)

@@ -289,7 +289,8 @@ int bc_ca_load_or_create(const char *dir, const char *common_name, struct bc_ca 
 
 /* ---- issuing ---------------------------------------------------------------------------- */
 
-/* DNS name: labels of letters, digits and '-', 1..63 chars; "*." allowed as the whole first label. */
+/* DNS name: labels of letters, digits and inner '-', 1..63 chars; "*." allowed as the whole
+ * first label. */
 static bool dns_name_ok(const char *s)
 {
 	size_t n = strlen(s);
@@ -300,20 +301,21 @@ static bool dns_name_ok(const char *s)
 		n -= 2;
 	}
 	size_t label = 0;
-	for (size_t i = 0; i < n; i++) {
+	for (size_t i = 0; i <= n; i++) {
 		char c = s[i];
-		if (c == '.') {
-			if (label == 0)
+		if (c == '.' || c == '\0') {
+			if (label == 0 || s[i - 1] == '-')
 				return false;
 			label = 0;
-		} else if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-') {
+		} else if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+			   (c == '-' && label > 0)) {
 			if (++label > 63)
 				return false;
 		} else {
 			return false;
 		}
 	}
-	return label > 0;
+	return true;
 }
 
 static int add_san(GENERAL_NAMES *gens, const char *name)

@@ -25,7 +25,7 @@ static const char *const migrations[] = {
 	" host_id TEXT NOT NULL DEFAULT '', not_before BIGINT NOT NULL, not_after BIGINT NOT NULL, created BIGINT NOT NULL);"
 	"CREATE INDEX dir_credentials_object ON dir_credentials(object_id);"
 	"CREATE TABLE dir_signing_keys (kid TEXT PRIMARY KEY, tenant_id TEXT NOT NULL, sealed_jwk TEXT NOT NULL,"
-	" public_jwk TEXT NOT NULL, created BIGINT NOT NULL, signs_from BIGINT NOT NULL);"
+	" public_jwk TEXT NOT NULL, created BIGINT NOT NULL, signs_from BIGINT NOT NULL, seq BIGINT NOT NULL);"
 	"CREATE TABLE dir_used_jti (jti TEXT PRIMARY KEY, expires BIGINT NOT NULL)",
 };
 

@@ -113,5 +113,7 @@ bool dir_principal_is_admin(struct dir *d, const char *object_id);
 /* Signing keys: publishes a new key; it starts signing after key_prepublish_s (now when 0 and
  * force); the previous one stays published until its longest token expired. */
 int dir_rotate_keys(struct dir *d, struct bc_error *err) BC_MUST_CHECK;
+/* Re-reads what other replicas or operators may have changed (signing keys). */
+int dir_reload(struct dir *d, struct bc_error *err) BC_MUST_CHECK;
 
 #endif

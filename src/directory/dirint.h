@@ -17,6 +17,7 @@ struct dir_key {
 	char kid[64];
 	char tenant_id[37];
 	int64_t signs_from;
+	int64_t seq;         /* breaks ties between keys that start signing in the same second */
 	int64_t retire_at;   /* 0 = not superseded */
 	struct bc_jwk *jwk;  /* owned: private */
 	json_t *public_jwk;  /* owned: published form, with "issuer" */

@@ -49,6 +49,7 @@ static int load_row(void *vctx, const struct bc_row *row)
 	snprintf(k->kid, sizeof(k->kid), "%s", kid ? kid : "");
 	snprintf(k->tenant_id, sizeof(k->tenant_id), "%s", bc_row_text(row, 1) ? bc_row_text(row, 1) : "");
 	k->signs_from = bc_row_int(row, 4);
+	k->seq = bc_row_int(row, 5);
 	char aad[128];
 	snprintf(aad, sizeof(aad), "dir_signing_keys:%s", k->kid);
 	struct bc_buf plain = {0};
@@ -73,6 +74,12 @@ static int load_row(void *vctx, const struct bc_row *row)
 	return 0;
 }
 
+/* Is a newer than b in signing order? */
+static bool newer(const struct dir_key *a, const struct dir_key *b)
+{
+	return a->signs_from > b->signs_from || (a->signs_from == b->signs_from && a->seq > b->seq);
+}
+
 /* Fills retire_at: a key is superseded by the next newer key of its tenant that has started
  * signing; it stays published for one token lifetime (plus skew) after that. */
 static void compute_retirement(struct dir *d, struct dir_keyset *ks, int64_t now)
@@ -83,7 +90,7 @@ static void compute_retirement(struct dir *d, struct dir_keyset *ks, int64_t now
 			if (i == j || strcmp(ks->keys[i].tenant_id, ks->keys[j].tenant_id) != 0)
 				continue;
 			int64_t sf = ks->keys[j].signs_from;
-			if (sf > ks->keys[i].signs_from && sf <= now &&
+			if (newer(&ks->keys[j], &ks->keys[i]) && sf <= now &&
 			    (ks->keys[i].retire_at == 0 || sf + d->cfg.token_lifetime_s + BC_LIMIT_CLOCK_SKEW_S <
 								   ks->keys[i].retire_at))
 				ks->keys[i].retire_at = sf + d->cfg.token_lifetime_s + BC_LIMIT_CLOCK_SKEW_S;
@@ -95,8 +102,8 @@ int dir_keys_load(struct dir *d, struct bc_error *err)
 {
 	struct load_ctx c = {.d = d, .err = err};
 	int rc = bc_store_exec(d->st, NULL,
-			       "SELECT kid, tenant_id, sealed_jwk, public_jwk, signs_from FROM dir_signing_keys"
-			       " ORDER BY signs_from",
+			       "SELECT kid, tenant_id, sealed_jwk, public_jwk, signs_from, seq FROM dir_signing_keys"
+			       " ORDER BY signs_from, seq",
 			       NULL, 0, load_row, &c, NULL, err);
 	if (rc == BC_OK)
 		rc = c.rc;
@@ -154,8 +161,8 @@ static int insert_key(struct dir *d, const char *tenant_id, int64_t signs_from, 
 	struct bc_param p[] = {BC_PTEXT(kid), BC_PTEXT(tenant_id), BC_PTEXT(sealed.data), BC_PTEXT(pub),
 			       BC_PINT(bc_now()), BC_PINT(signs_from)};
 	if ((rc = bc_store_exec(d->st, NULL,
-				"INSERT INTO dir_signing_keys (kid, tenant_id, sealed_jwk, public_jwk, created, signs_from)"
-				" VALUES (?, ?, ?, ?, ?, ?)",
+				"INSERT INTO dir_signing_keys (kid, tenant_id, sealed_jwk, public_jwk, created, signs_from, seq)"
+				" SELECT ?, ?, ?, ?, ?, ?, COALESCE(MAX(seq), 0) + 1 FROM dir_signing_keys",
 				p, 6, NULL, NULL, NULL, err)))
 		goto done;
 	if (kid_out)
@@ -182,7 +189,7 @@ static long current_key(const struct dir_keyset *ks, const char *tenant_id, int6
 	long best = -1;
 	for (size_t i = 0; i < ks->n; i++)
 		if (strcmp(ks->keys[i].tenant_id, tenant_id) == 0 && ks->keys[i].signs_from <= now &&
-		    (best < 0 || ks->keys[i].signs_from > ks->keys[best].signs_from))
+		    (best < 0 || newer(&ks->keys[i], &ks->keys[best])))
 			best = (long)i;
 	return best;
 }
@@ -313,8 +320,10 @@ int dir_rotate(struct dir *d, const char *tenant_id, bool activate, json_t **res
 			return rc;
 	} else if (activate) {
 		struct bc_param p[] = {BC_PINT(now), BC_PTEXT(kid)};
-		if ((rc = bc_store_exec(d->st, NULL, "UPDATE dir_signing_keys SET signs_from = ? WHERE kid = ?", p, 2,
-					NULL, NULL, NULL, err)))
+		if ((rc = bc_store_exec(d->st, NULL,
+					"UPDATE dir_signing_keys SET signs_from = ?,"
+					" seq = (SELECT COALESCE(MAX(seq), 0) + 1 FROM dir_signing_keys) WHERE kid = ?",
+					p, 2, NULL, NULL, NULL, err)))
 			return rc;
 		notify_keys(d, kid);
 	}
@@ -342,4 +351,9 @@ int dir_rotate(struct dir *d, const char *tenant_id, bool activate, json_t **res
 int dir_rotate_keys(struct dir *d, struct bc_error *err)
 {
 	return dir_rotate(d, NULL, false, NULL, err);
+}
+
+int dir_reload(struct dir *d, struct bc_error *err)
+{
+	return dir_keys_load(d, err);
 }

@@ -1,0 +1,38 @@
+/* badge server's configuration and run loop, shared with badge up. */
+#ifndef BADGE_CLI_SERVER_H
+#define BADGE_CLI_SERVER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include "core/config.h"
+#include "core/error.h"
+
+struct server_conf {
+	char *data_dir, *listen, *store, *domain, *tls_names, *log_level, *location;
+	int64_t public_port, threads, token_lifetime, key_prepublish;
+};
+extern const struct bc_config_spec server_conf_spec[];
+extern const size_t server_conf_nspec;
+
+/* What the running server is reachable as (the env file's values). */
+struct server_urls {
+	int port;
+	char domain[256];
+	char tenant_id[37], subscription_id[37];
+	char login_url[320], management_url[320], management_resource[320];
+	char vault_suffix[300], vault_resource[320], vault_port[16];
+	char ca_file[4200], local_url[320];
+};
+
+struct server_hooks {
+	void (*ready)(void *ctx, const struct server_urls *u); /* called once serving */
+	bool (*should_stop)(void *ctx);                         /* polled after each signal */
+	void *ctx;
+};
+
+int server_conf_from_args(struct server_conf *conf, int argc, char **argv, bool *check_only, struct bc_error *err);
+/* Runs until SIGTERM/SIGINT (or hooks->should_stop). */
+int server_run(struct server_conf *conf, struct server_hooks *hooks, struct bc_error *err);
+void server_install_signals(void);
+
+#endif

@@ -848,7 +848,11 @@ static size_t no_unescape(void *cls, struct MHD_Connection *conn, char *s)
 static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 {
 	char line[512];
+	/* the format is MHD's own */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"
 	vsnprintf(line, sizeof(line), fmt, ap);
+#pragma GCC diagnostic pop
 	line[strcspn(line, "\r\n")] = '\0';
 	bc_log(BC_LOG_WARN, NULL, "http: %s", line);
 }

@@ -188,6 +188,10 @@ static CURLcode set_options(CURL *h, const struct bc_httpc_req *req, struct curl
 		return rc;
 	if (req->unix_socket && (rc = curl_easy_setopt(h, CURLOPT_UNIX_SOCKET_PATH, req->unix_socket)))
 		return rc;
+	if (req->cert_file && (rc = curl_easy_setopt(h, CURLOPT_SSLCERT, req->cert_file)))
+		return rc;
+	if (req->key_file && (rc = curl_easy_setopt(h, CURLOPT_SSLKEY, req->key_file)))
+		return rc;
 	return CURLE_OK;
 }
 

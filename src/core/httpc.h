@@ -15,6 +15,8 @@ struct bc_httpc_req {
 	size_t body_len;
 	const char *ca_file;      /* trust anchors; NULL = system default */
 	const char *unix_socket;  /* connect through a Unix socket instead */
+	const char *cert_file;    /* client certificate (PEM chain) for mutual TLS, NULL = none */
+	const char *key_file;     /* its private key (PEM); NULL = in cert_file */
 	long timeout_ms;          /* whole request; 0 = 30 s */
 	long connect_timeout_ms;  /* 0 = 5 s */
 	size_t max_response;      /* 0 = BC_LIMIT_HTTPC_RESPONSE */

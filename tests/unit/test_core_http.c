@@ -13,6 +13,7 @@
 #include <strings.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <sys/un.h>
 #include <unistd.h>
 #include "core/http.h"
 #include "core/httpc.h"
@@ -581,6 +582,17 @@ TEST(t_live_raw)
 	n += snprintf(req + n, sizeof(req) - (size_t)n, " HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
 	CHECK(raw(lv.port, req, (size_t)n, out, sizeof(out)) > 0);
 	CHECK(strncmp(out, "HTTP/1.1 414 ", 13) == 0);
+
+	/* refused by MHD itself, before our handler runs: header bytes over its pool */
+	char huge[3 * BC_LIMIT_HTTP_HEADER_BYTES + 200];
+	n = snprintf(huge, sizeof(huge), "GET /secrets/s1 HTTP/1.1\r\nHost: a\r\nX-Big: ");
+	memset(huge + n, 'b', 3 * BC_LIMIT_HTTP_HEADER_BYTES);
+	n += 3 * BC_LIMIT_HTTP_HEADER_BYTES;
+	n += snprintf(huge + n, sizeof(huge) - (size_t)n, "\r\nConnection: close\r\n\r\n");
+	CHECK(raw(lv.port, huge, (size_t)n, out, sizeof(out)) > 0);
+	CHECK(strncmp(out, "HTTP/1.1 431 ", 13) == 0);
+	const char *nohost = "GET /secrets/s1 HTTP/1.1\r\nConnection: close\r\n\r\n";
+	CHECK(raw(lv.port, nohost, strlen(nohost), out, sizeof(out)) > 0);
 	bc_http_server_free(lv.srv);
 }
 
@@ -711,6 +723,37 @@ TEST(t_live_fd_and_ipv6)
 	bc_http_server_free(s);
 }
 
+/* A listener on an AF_UNIX socket the caller made, reached with bc_httpc_do's unix_socket. */
+TEST(t_live_unix)
+{
+	char dir[] = "/tmp/badge-http-XXXXXX";
+	REQUIRE(mkdtemp(dir));
+	struct sockaddr_un su = {.sun_family = AF_UNIX};
+	snprintf(su.sun_path, sizeof(su.sun_path), "%s/s", dir);
+	int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+	struct bc_http_server *s = make_server();
+	if (s && fd >= 0 && bind(fd, (struct sockaddr *)&su, sizeof(su)) == 0) {
+		struct bc_http_listener l = {.fd = fd};
+		struct bc_error err = {0};
+		int port = -1;
+		CHECK(bc_http_listen(s, &l, &port, &err) == 0);
+		struct bc_httpc_req req = {.url = "http://localhost/secrets/u1", .unix_socket = su.sun_path};
+		struct bc_httpc_res r;
+		bc_httpc_res_init(&r);
+		CHECK(bc_httpc_do(&req, &r, &err) == 0);
+		CHECK_EQ_INT(r.status, 200);
+		CHECK(strstr(bc_buf_cstr(&r.body), "\"u1\"") != NULL);
+		bc_httpc_res_release(&r);
+	} else {
+		CHECK(!"cannot bind a unix socket");
+		if (fd >= 0)
+			close(fd);
+	}
+	bc_http_server_free(s);
+	unlink(su.sun_path);
+	rmdir(dir);
+}
+
 /* A throwaway self-signed P-256 certificate for 127.0.0.1 and localhost. */
 static int make_cert(char **cert, char **key)
 {
@@ -792,4 +835,4 @@ TEST(t_live_https)
 
 TEST_MAIN(T(t_dispatch_routes), T(t_dispatch_query), T(t_dispatch_mounts), T(t_dispatch_errors),
 	  T(t_dispatch_request_id), T(t_form_parse), T(t_pct_decode), T(t_live_paths), T(t_live_raw),
-	  T(t_live_keepalive), T(t_live_client), T(t_live_fd_and_ipv6), T(t_live_https))
+	  T(t_live_keepalive), T(t_live_client), T(t_live_fd_and_ipv6), T(t_live_unix), T(t_live_https))

@@ -1,0 +1,122 @@
+# Shared helpers for integration and compatibility tests (bash). Source it first:
+#   source "$BADGE_SRC/tests/lib.sh"
+# It turns on `set -euo pipefail`, and installs one EXIT trap that runs every registered cleanup
+# (servers stopped, temp dirs removed) in reverse order, on success and on failure alike; a
+# trap on EXIT that the test set before sourcing is kept and runs last. INT and TERM exit through
+# the same path. Nothing here sleeps for a fixed time: waits poll with a deadline.
+#
+#   bt_tmpdir                   print a new temp dir, removed at exit   (d=$(bt_tmpdir))
+#   bt_start_server DIR [ARGS]  start `badge server --data-dir DIR --listen 127.0.0.1:0 ARGS`,
+#                               wait (30 s) for DIR/env and source it; sets BT_SERVER_PID;
+#                               stopped at exit
+#   bt_stop PID                 TERM, wait up to BT_STOP_TIMEOUT (10 s), then KILL
+#   bt_wait_for CMD...          run CMD until it succeeds, at most BT_WAIT_TIMEOUT (30 s)
+#   bt_cleanup CMD...           register a cleanup command of your own
+#   bt_fail MSG                 print "FAIL: MSG" and exit 1
+#   bt_assert_eq A B MSG        fail unless A == B
+set -euo pipefail
+
+: "${BADGE_SRC:=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}"
+: "${BADGE_BUILD:=$BADGE_SRC/build/dev}"
+: "${BADGE_BIN:=$BADGE_BUILD/badge}"
+: "${BT_WAIT_TIMEOUT:=30}"
+: "${BT_STOP_TIMEOUT:=10}"
+BT_POLL=0.1
+export BADGE_SRC BADGE_BUILD BADGE_BIN
+
+_bt_cleanups=()
+_bt_logs=()
+# `trap -p EXIT` prints "trap -- 'CMD' EXIT" with CMD shell-quoted; eval unquotes it exactly.
+_bt_prev_exit_trap=$(trap -p EXIT)
+_bt_prev_exit_trap=${_bt_prev_exit_trap#trap -- }
+eval "_bt_prev_exit_trap=${_bt_prev_exit_trap% EXIT}"
+
+_bt_on_exit() {
+	local rc=$?
+	set +e
+	if ((rc != 0)); then
+		local log
+		for log in "${_bt_logs[@]}"; do
+			[[ -s "$log" ]] || continue
+			echo "--- last lines of $log" >&2
+			tail -n 30 "$log" >&2
+		done
+	fi
+	local i
+	for ((i = ${#_bt_cleanups[@]} - 1; i >= 0; i--)); do
+		eval "${_bt_cleanups[i]}"
+	done
+	[[ -n "$_bt_prev_exit_trap" ]] && eval "$_bt_prev_exit_trap"
+	exit "$rc"
+}
+trap _bt_on_exit EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# bt_cleanup CMD [ARGS...]: runs at exit, last registered first.
+bt_cleanup() {
+	_bt_cleanups+=("$(printf '%q ' "$@")")
+}
+
+bt_fail() {
+	echo "FAIL: $*" >&2
+	exit 1
+}
+
+bt_assert_eq() {
+	[[ "$1" == "$2" ]] || bt_fail "${3:-values differ}: got '$1', expected '$2'"
+}
+
+# Every temp dir lives under one root made here, in the test's own shell, so that it is removed
+# at exit even when bt_tmpdir runs in a subshell, as in d=$(bt_tmpdir).
+_BT_ROOT=$(mktemp -d "${TMPDIR:-/tmp}/badge-test.XXXXXX")
+bt_cleanup rm -rf -- "$_BT_ROOT"
+
+# Prints the new dir (and sets BT_TMPDIR when not called in a subshell).
+bt_tmpdir() {
+	BT_TMPDIR=$(mktemp -d "$_BT_ROOT/tmp.XXXXXX") || bt_fail "mktemp failed"
+	echo "$BT_TMPDIR"
+}
+
+bt_wait_for() {
+	local end=$((SECONDS + BT_WAIT_TIMEOUT))
+	until "$@"; do
+		((SECONDS < end)) || bt_fail "timed out after ${BT_WAIT_TIMEOUT}s waiting for: $*"
+		sleep "$BT_POLL"
+	done
+}
+
+bt_stop() {
+	local pid=$1 end
+	kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null; return 0; }
+	kill -TERM "$pid" 2>/dev/null || true
+	end=$((SECONDS + BT_STOP_TIMEOUT))
+	while kill -0 "$pid" 2>/dev/null && ((SECONDS < end)); do
+		sleep "$BT_POLL"
+	done
+	if kill -0 "$pid" 2>/dev/null; then
+		echo "bt_stop: pid $pid ignored TERM for ${BT_STOP_TIMEOUT}s; killing it" >&2
+		kill -KILL "$pid" 2>/dev/null || true
+	fi
+	wait "$pid" 2>/dev/null || true
+}
+
+bt_start_server() {
+	local dir=$1
+	shift
+	[[ -x "$BADGE_BIN" ]] || bt_fail "no badge binary at $BADGE_BIN"
+	mkdir -p "$dir"
+	rm -f "$dir/env"
+	"$BADGE_BIN" server --data-dir "$dir" --listen 127.0.0.1:0 "$@" >>"$dir/server.log" 2>&1 </dev/null &
+	BT_SERVER_PID=$!
+	bt_cleanup bt_stop "$BT_SERVER_PID"
+	_bt_logs+=("$dir/server.log")
+	local end=$((SECONDS + 30))
+	until [[ -f "$dir/env" ]]; do
+		kill -0 "$BT_SERVER_PID" 2>/dev/null || bt_fail "badge server exited before writing $dir/env"
+		((SECONDS < end)) || bt_fail "badge server did not write $dir/env within 30s"
+		sleep "$BT_POLL"
+	done
+	# shellcheck disable=SC1091
+	source "$dir/env"
+}

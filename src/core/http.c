@@ -1091,7 +1091,7 @@ int bc_http_listen(struct bc_http_server *srv, const struct bc_http_listener *l,
 		    l->threads ? l->threads : 2);
 	return BC_OK;
 fail:
-	if (fd >= 0)
+	if (fd >= 0 && fd != l->fd)
 		close(fd);
 	if (li) {
 		if (li->key)

@@ -121,7 +121,8 @@ typedef void (*bc_http_observer)(const struct bc_http_req *req, int status, doub
 void bc_http_set_observer(struct bc_http_server *srv, bc_http_observer fn, void *ctx);
 /* Starts a listener. Returns its bound port in *port (useful with port 0). Can be called
  * several times (several listeners share the routes). Mount routes and set hooks before the
- * first call. A listener fd (l->fd >= 0) is taken over: the server closes it, also on failure. */
+ * first call. A listener fd (l->fd >= 0) is taken over on success (the server closes it); on failure
+ * it stays the caller's. */
 int bc_http_listen(struct bc_http_server *srv, const struct bc_http_listener *l, int *port,
 		   struct bc_error *err) BC_MUST_CHECK;
 /* Stops every listener: no new connections, in-flight requests finish. */

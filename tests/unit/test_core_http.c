@@ -7,6 +7,7 @@
 #include <jansson.h>
 #include <netinet/in.h>
 #include <openssl/evp.h>
+#include <pthread.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
@@ -603,10 +604,8 @@ static size_t sink(char *p, size_t s, size_t n, void *ud)
 
 /* One libcurl handle, several requests: every one after the first must reuse the connection,
  * including a POST with a body, a 404, and the Key Vault challenge (401 to a body-less PUT). */
-TEST(t_live_keepalive)
+static void keepalive_run(struct live *lv, const char *ca)
 {
-	struct live lv;
-	REQUIRE(live_start(&lv, NULL, NULL) == 0);
 	CURL *h = curl_easy_init();
 	REQUIRE(h);
 	struct step {
@@ -622,7 +621,7 @@ TEST(t_live_keepalive)
 	};
 	for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
 		char url[256];
-		snprintf(url, sizeof(url), "%s%s", lv.base, steps[i].path);
+		snprintf(url, sizeof(url), "%s%s", lv->base, steps[i].path);
 		struct curl_slist *hl = curl_slist_append(NULL, "Content-Type: application/json");
 		if (steps[i].auth)
 			hl = curl_slist_append(hl, steps[i].auth);
@@ -636,6 +635,8 @@ TEST(t_live_keepalive)
 			curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long)strlen(steps[i].body));
 		}
 		curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, steps[i].method);
+		if (ca)
+			curl_easy_setopt(h, CURLOPT_CAINFO, ca);
 		CURLcode rc = curl_easy_perform(h);
 		long status = 0, connects = -1;
 		curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
@@ -646,6 +647,51 @@ TEST(t_live_keepalive)
 		CHECK_EQ_INT(connects, i == 0 ? 1 : 0);
 	}
 	curl_easy_cleanup(h);
+}
+
+TEST(t_live_keepalive)
+{
+	struct live lv;
+	REQUIRE(live_start(&lv, NULL, NULL) == 0);
+	keepalive_run(&lv, NULL);
+	bc_http_server_free(lv.srv);
+}
+
+struct hammer {
+	struct live *lv;
+	int ok;
+};
+
+static void *hammer_run(void *p)
+{
+	struct hammer *hm = p;
+	for (int i = 0; i < 25; i++) {
+		struct bc_httpc_res r;
+		char path[64];
+		snprintf(path, sizeof(path), "/keys/k%d/v%d/sign", i, i);
+		if (get(hm->lv, "POST", path, NULL, "{\"value\":\"abc\"}", NULL, &r) == 0 && r.status == 200 &&
+		    strstr(bc_buf_cstr(&r.body), path) != NULL)
+			hm->ok++;
+		bc_httpc_res_release(&r);
+	}
+	return NULL;
+}
+
+/* Four client threads at once against the pool: every answer is right. */
+TEST(t_live_concurrent)
+{
+	struct live lv;
+	REQUIRE(live_start(&lv, NULL, NULL) == 0);
+	pthread_t t[4];
+	struct hammer hm[4];
+	for (int i = 0; i < 4; i++) {
+		hm[i] = (struct hammer){.lv = &lv};
+		REQUIRE(pthread_create(&t[i], NULL, hammer_run, &hm[i]) == 0);
+	}
+	for (int i = 0; i < 4; i++) {
+		pthread_join(t[i], NULL);
+		CHECK_EQ_INT(hm[i].ok, 25);
+	}
 	bc_http_server_free(lv.srv);
 }
 
@@ -816,6 +862,7 @@ TEST(t_live_https)
 		CHECK_EQ_INT(r.status, 401);
 		CHECK(strncmp(r.www_authenticate, "Bearer authorization=", 21) == 0);
 		bc_httpc_res_release(&r);
+		keepalive_run(&lv, ca);
 		/* without the CA the server is not trusted */
 		struct bc_error err = {0};
 		char url[128];
@@ -835,4 +882,4 @@ TEST(t_live_https)
 
 TEST_MAIN(T(t_dispatch_routes), T(t_dispatch_query), T(t_dispatch_mounts), T(t_dispatch_errors),
 	  T(t_dispatch_request_id), T(t_form_parse), T(t_pct_decode), T(t_live_paths), T(t_live_raw),
-	  T(t_live_keepalive), T(t_live_client), T(t_live_fd_and_ipv6), T(t_live_unix), T(t_live_https))
+	  T(t_live_keepalive), T(t_live_concurrent), T(t_live_client), T(t_live_fd_and_ipv6), T(t_live_unix), T(t_live_https))

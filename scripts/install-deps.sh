@@ -15,7 +15,7 @@ PACKAGES=(
 	libmicrohttpd-dev libcjose-dev libjansson-dev libcurl4-openssl-dev libssl-dev
 	libsqlite3-dev libpq-dev libgnutls28-dev
 	# tests, benchmarks, the real Azure clients
-	sqlite3 postgresql iproute2 curl openssl nginx wrk azure-cli python3-azure
+	sqlite3 postgresql iproute2 curl openssl jq nginx wrk azure-cli python3-azure
 )
 
 log() { echo "install-deps: $*" >&2; }

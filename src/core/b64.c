@@ -116,7 +116,7 @@ static int validate(const char *in, size_t n, bool url, size_t *ndata, struct bc
 
 static int decode(const char *in, size_t n, bool url, uint8_t **out, size_t *outlen, struct bc_error *err)
 {
-	size_t d;
+	size_t d = 0;
 	int rc = validate(in, n, url, &d, err);
 	if (rc)
 		return rc;

@@ -22,7 +22,7 @@ int bc_buf_append(struct bc_buf *b, const void *p, size_t n) BC_MUST_CHECK;
 int bc_buf_appends(struct bc_buf *b, const char *s) BC_MUST_CHECK;
 int bc_buf_appendc(struct bc_buf *b, char c) BC_MUST_CHECK;
 int bc_buf_appendf(struct bc_buf *b, const char *fmt, ...) BC_PRINTF(2, 3) BC_MUST_CHECK;
-int bc_buf_vappendf(struct bc_buf *b, const char *fmt, va_list ap) BC_MUST_CHECK;
+int bc_buf_vappendf(struct bc_buf *b, const char *fmt, va_list ap) BC_PRINTF(2, 0) BC_MUST_CHECK;
 void bc_buf_reset(struct bc_buf *b);   /* len = 0, keeps memory */
 void bc_buf_release(struct bc_buf *b); /* frees, back to the init state (cap kept) */
 void bc_buf_wipe(struct bc_buf *b);    /* like release, but zeroes the memory first (secrets) */

@@ -37,7 +37,7 @@ struct bc_error {
 
 /* Fills err (if non-NULL) and returns st, so that `return bc_error_set(err, ...)` reads well. */
 int bc_error_set(struct bc_error *err, int st, const char *fmt, ...) BC_PRINTF(3, 4);
-int bc_error_vset(struct bc_error *err, int st, const char *fmt, va_list ap);
+int bc_error_vset(struct bc_error *err, int st, const char *fmt, va_list ap) BC_PRINTF(3, 0);
 /* Like bc_error_set, then appends OpenSSL's error queue text (and clears the queue). */
 int bc_error_openssl(struct bc_error *err, int st, const char *what);
 /* Prefixes an existing message: "what: <old message>". Returns err->status. */

@@ -519,19 +519,21 @@ int bc_jwk_from_pem(struct bc_jwk **out, const char *pem, size_t len, struct bc_
 	if (len > BC_LIMIT_PEM_BYTES)
 		return bc_error_set(err, BC_ERR_LIMIT, "pem too large (%zu bytes, limit %d)", len, BC_LIMIT_PEM_BYTES);
 	EVP_PKEY *pkey = NULL;
-	const char *kind = strstr(pem, "-----BEGIN ");
-	if (!kind || (size_t)(kind - pem) >= len)
+	static const char cert_tag[] = "-----BEGIN CERTIFICATE-----", pub_tag[] = "-----BEGIN PUBLIC KEY-----";
+	const char *kind = pem ? memmem(pem, len, "-----BEGIN ", 11) : NULL; /* pem need not end in NUL */
+	if (!kind)
 		return bc_error_set(err, BC_ERR_INVALID, "no pem block");
+	size_t rest = len - (size_t)(kind - pem);
 	BIO *bio = BIO_new_mem_buf(pem, (int)len);
 	if (!bio)
 		return bc_error_openssl(err, BC_ERR_NOMEM, "cannot read pem");
-	if (strncmp(kind, "-----BEGIN CERTIFICATE-----", 27) == 0) {
+	if (rest >= sizeof(cert_tag) - 1 && memcmp(kind, cert_tag, sizeof(cert_tag) - 1) == 0) {
 		X509 *x = PEM_read_bio_X509(bio, NULL, no_password, NULL);
 		if (x) {
 			pkey = X509_get_pubkey(x);
 			X509_free(x);
 		}
-	} else if (strncmp(kind, "-----BEGIN PUBLIC KEY-----", 26) == 0) {
+	} else if (rest >= sizeof(pub_tag) - 1 && memcmp(kind, pub_tag, sizeof(pub_tag) - 1) == 0) {
 		pkey = PEM_read_bio_PUBKEY(bio, NULL, no_password, NULL);
 	} else {
 		pkey = PEM_read_bio_PrivateKey(bio, NULL, no_password, NULL);

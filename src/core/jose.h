@@ -1,5 +1,7 @@
-/* JOSE over cjose and OpenSSL: JWK/JWKS import and export, RFC 7638 thumbprints, JWS compact
+/* JOSE over OpenSSL 3 (EVP): JWK/JWKS import and export, RFC 7638 thumbprints, JWS compact
  * signing and verification (RS256, PS256, ES256; RS/PS/ES 384 and 512 for the vault).
+ * A struct bc_jwk holds one EVP_PKEY, reused by every operation; keys are immutable once made
+ * (bar bc_jwk_set_kid), so any number of threads may sign and verify with one key at once.
  *
  * Verification is deliberately two-step: bc_jwt_parse() splits and decodes without trusting
  * anything (bounded by limits.h), then the caller picks a key from ITS OWN trusted set (by kid
@@ -18,7 +20,9 @@ struct bc_jwk; /* opaque: a public or private RSA/EC key with an optional kid */
 
 /* kty "RSA" with bits 2048/3072/4096, or "EC" with bits 256/384/521 (P-256/P-384/P-521). */
 int bc_jwk_generate(struct bc_jwk **out, const char *kty, int bits, struct bc_error *err) BC_MUST_CHECK;
-/* Imports a JWK (JSON text). Private members are imported when present. */
+/* Imports a JWK (JSON text, at most BC_LIMIT_JWK_BYTES). Private members are imported when
+ * present. RSA moduli outside BC_LIMIT_RSA_BITS_MIN..MAX, other curves, "oct"/"OKP" keys and a
+ * kid that is not a printable string of at most BC_LIMIT_KID bytes are BC_ERR_INVALID. */
 int bc_jwk_from_json(struct bc_jwk **out, const char *json, size_t len, struct bc_error *err) BC_MUST_CHECK;
 int bc_jwk_from_jansson(struct bc_jwk **out, const json_t *jwk, struct bc_error *err) BC_MUST_CHECK;
 /* Takes a reference on pkey (EVP_PKEY_up_ref); the caller keeps its own. */
@@ -44,6 +48,8 @@ void bc_jwk_free(struct bc_jwk *k);
 
 /* A set of keys, e.g. a parsed JWKS document. */
 struct bc_jwks;
+/* Keys of a type or with members we do not understand are skipped (RFC 7517 section 5); more
+ * than BC_LIMIT_JWKS_KEYS entries is BC_ERR_LIMIT. */
 int bc_jwks_parse(struct bc_jwks **out, const char *json, size_t len, struct bc_error *err) BC_MUST_CHECK;
 struct bc_jwks *bc_jwks_new(void);
 int bc_jwks_add(struct bc_jwks *set, struct bc_jwk *k) BC_MUST_CHECK; /* takes ownership even on failure */
@@ -80,13 +86,18 @@ struct bc_jwt {
 	const char *kid;     /* borrowed from header, NULL if absent */
 };
 void bc_jwt_init(struct bc_jwt *jwt);
-/* Splits, decodes, bounds (BC_LIMIT_JWT_*), requires a JSON object header with a string alg. */
+/* Splits, decodes, bounds (BC_LIMIT_JWT_*: BC_ERR_LIMIT), requires a JSON object header with a
+ * string alg, a kid (if any) that is a printable string of at most BC_LIMIT_KID bytes, no "crit"
+ * (BC_ERR_INVALID otherwise). On success jwt is replaced; on failure it is untouched. */
 int bc_jwt_parse(struct bc_jwt *jwt, const char *compact, size_t len, struct bc_error *err) BC_MUST_CHECK;
 /* Verifies the signature with key. The alg of the token must be allowed for the key
- * (bc_jwk_alg_allowed) and, when pinned_alg is non-NULL, equal to it. */
+ * (bc_jwk_alg_allowed) and, when pinned_alg is non-NULL, equal to it: BC_ERR_INVALID otherwise.
+ * A signature that does not verify is BC_ERR_CRYPTO. */
 int bc_jwt_verify(const struct bc_jwt *jwt, const struct bc_jwk *key, const char *pinned_alg,
 		  struct bc_error *err) BC_MUST_CHECK;
-/* Checks exp/nbf (and iat not in the future) against now with skew seconds of tolerance. */
+/* Checks exp/nbf (and iat not in the future) against now with skew seconds of tolerance.
+ * exp is required. No claims, no exp or a non-numeric date: BC_ERR_INVALID; expired or not yet
+ * valid: BC_ERR_UNAUTHENTICATED. */
 int bc_jwt_check_times(const struct bc_jwt *jwt, int64_t now, int64_t skew, struct bc_error *err) BC_MUST_CHECK;
 void bc_jwt_release(struct bc_jwt *jwt);
 

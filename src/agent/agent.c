@@ -3,6 +3,7 @@
 #include "agent/agentint.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -910,4 +911,27 @@ void agent_free(struct agent *a)
 	pthread_cond_destroy(&a->stop_cv);
 	pthread_mutex_destroy(&a->mu);
 	free(a);
+}
+
+int agent_run(const struct agent_config *cfg, struct bc_error *err)
+{
+	struct agent *a = NULL;
+	sigset_t set;
+	int sig, rc;
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	if ((rc = agent_new(&a, cfg, err)) != BC_OK)
+		return rc;
+	if ((rc = agent_start(a, err)) != BC_OK) {
+		agent_stop(a);
+		agent_free(a);
+		return rc;
+	}
+	sigwait(&set, &sig);
+	bc_log_info("agent: stopping on signal %d", sig);
+	agent_stop(a);
+	agent_free(a);
+	return BC_OK;
 }

@@ -49,6 +49,9 @@ int agent_start(struct agent *a, struct bc_error *err) BC_MUST_CHECK;
  * agent adopts them again), so instances keep their network. */
 void agent_stop(struct agent *a);
 void agent_free(struct agent *a);
+/* agent_new + agent_start, then waits for SIGTERM or SIGINT (blocked in the calling thread
+ * before any agent thread starts, so only this wait sees them), then stops and frees. */
+int agent_run(const struct agent_config *cfg, struct bc_error *err) BC_MUST_CHECK;
 /* Path of the control socket of a data dir. */
 int agent_ctl_path(const char *data_dir, char *out, size_t n) BC_MUST_CHECK;
 

@@ -17,11 +17,16 @@ struct mgr_config {
 	const char *vault_suffix;        /* "vault.badge.internal" (no leading dot, no port) */
 	const char *vault_public_port;   /* ":8443" or "" when 443 (borrowed); used in vaultUri */
 	const char *location;            /* default location, "local" */
+	const char *ca_cert_pem;         /* the CA certificate (PEM) handed to enrolling agents (borrowed; may be NULL) */
 };
 
 int mgr_new(struct mgr **out, struct bc_store *st, struct dir *d, const struct mgr_config *cfg,
 	    struct bc_error *err) BC_MUST_CHECK;
 void mgr_free(struct mgr *m);
+/* Mounts the ARM routes (any Host) and the agent protocol (/badge/agent/v1/...).
+ * Instances name their host in properties.hostId (a Badge.Compute/hosts id or bare host name);
+ * with exactly one host, an instance that names none is placed on it. The agent's sync request
+ * is a long poll that holds a handler thread up to its timeout (<= 60 s). */
 int mgr_mount(struct mgr *m, struct bc_http_server *srv) BC_MUST_CHECK;
 /* The default subscription (created with the default tenant) and making a principal its Owner. */
 const char *mgr_default_subscription(const struct mgr *m);

@@ -1,0 +1,240 @@
+/* The resource manager's internals: shared between the files of src/manager only. */
+#ifndef BADGE_MGR_INT_H
+#define BADGE_MGR_INT_H
+
+#include <jansson.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include "core/buf.h"
+#include "core/error.h"
+#include "core/http.h"
+#include "core/limits.h"
+#include "core/store.h"
+#include "directory/directory.h"
+#include "manager/manager.h"
+
+/* Lifetimes of what the manager issues. The agent renews certificates at half their life. */
+#define MGR_JOIN_TOKEN_LIFETIME_S (60 * 60)
+#define MGR_IDENTITY_CERT_LIFETIME_S (3 * 24 * 3600)
+#define MGR_HOST_CERT_LIFETIME_S (30 * 24 * 3600)
+#define MGR_SYNC_TIMEOUT_MAX_S 60
+#define MGR_TXN_RETRIES 8
+#define MGR_MAX_GRANTS 256        /* role assignments of one principal considered per request */
+#define MGR_MAX_POLICIES 1024     /* access policies of one vault (Azure's own limit) */
+#define MGR_MAX_UAI_PER_VM 64     /* user-assigned identities of one instance */
+#define MGR_MAX_TAGS 50           /* tags per resource (ARM's limit) */
+#define MGR_VCACHE_SLOTS 256
+#define MGR_GCACHE_SLOTS 256
+#define MGR_NOTIFY_CHANNEL "badge_mgr"
+
+/* Lower-case ARM type keys stored in mgr_resources.type. */
+#define MGR_T_VM "microsoft.compute/virtualmachines"
+#define MGR_T_UAI "microsoft.managedidentity/userassignedidentities"
+#define MGR_T_VAULT "microsoft.keyvault/vaults"
+#define MGR_T_HOST "badge.compute/hosts"
+
+/* ---- resource ids and names (resid.c, pure) ---- */
+struct mgr_rid {
+	char sub[64];
+	char rg[96];      /* "" for a subscription-level resource */
+	char ns[64];      /* provider namespace, "" for a subscription or group id */
+	char type[64];
+	char name[BC_LIMIT_NAME + 1];
+};
+/* Parses "/subscriptions/S[/resourceGroups/G][/providers/NS/TYPE/NAME]" (case-insensitive keywords). */
+int mgr_rid_parse(const char *id, struct mgr_rid *out, struct bc_error *err) BC_MUST_CHECK;
+/* Lower-cases s into out (size n); returns false when it does not fit. */
+bool mgr_lower(const char *s, char *out, size_t n);
+/* Name rules (Azure's). Return BC_OK or BC_ERR_INVALID with a message naming the rule. */
+int mgr_name_group(const char *s, struct bc_error *err) BC_MUST_CHECK;
+int mgr_name_uai(const char *s, struct bc_error *err) BC_MUST_CHECK;
+int mgr_name_vm(const char *s, struct bc_error *err) BC_MUST_CHECK;
+int mgr_name_vault(const char *s, struct bc_error *err) BC_MUST_CHECK;
+int mgr_name_host(const char *s, struct bc_error *err) BC_MUST_CHECK;
+/* "YYYY-MM-DD" optionally followed by "-preview" / "-privatepreview" / "-beta", from 2014 on. */
+bool mgr_api_version_ok(const char *v);
+/* Is scope `outer` equal to or above `inner` (segment-wise, case-insensitive)? */
+bool mgr_scope_covers(const char *outer, const char *inner);
+/* ISO 8601 UTC "2024-01-02T03:04:05Z" (and with ".0000000Z" for ARM's systemData style). */
+void mgr_iso8601(int64_t t, char out[32]);
+
+/* ---- roles (roles.c, pure) ---- */
+struct mgr_role {
+	const char *id;   /* GUID */
+	const char *name;
+	const char *description;
+	const char *const *actions;
+	const char *const *not_actions;
+	const char *const *data_actions;
+	const char *const *not_data_actions;
+};
+const struct mgr_role *mgr_role_by_id(const char *guid_or_id); /* GUID or .../roleDefinitions/GUID */
+const struct mgr_role *mgr_role_by_name(const char *name);      /* case-insensitive */
+size_t mgr_role_count(void);
+const struct mgr_role *mgr_role_at(size_t i);
+/* Azure's wildcard action match ('*' any run of characters, case-insensitive). */
+bool mgr_action_match(const char *pattern, const char *action);
+bool mgr_role_permits(const struct mgr_role *r, const char *action, bool data);
+/* JSON of a role definition at scope (ARM shape). */
+json_t *mgr_role_json(const struct mgr_role *r, const char *sub);
+/* Data action of a vault permission ("secrets","get" -> "Microsoft.KeyVault/vaults/secrets/getSecret/action"). */
+const char *mgr_kv_data_action(const char *category, const char *permission);
+/* Access-policy permission names: index of permission in its category, -1 when unknown. */
+int mgr_kv_perm_index(const char *category, const char *permission);
+
+/* ---- caches ---- */
+struct mgr_vpol {
+	char oid[37];
+	uint64_t bits[3]; /* keys, secrets, certificates: bit i = permission index i; all = ~0 */
+};
+struct mgr_vcache {
+	char key[BC_LIMIT_NAME + 1]; /* lower-case vault name, "" empty slot */
+	uint64_t gen;
+	struct mgr_vault_info info;
+	struct mgr_vpol *pol; /* owned */
+	size_t npol;
+};
+struct mgr_grant {
+	char *scope; /* owned, lower case */
+	const struct mgr_role *role;
+};
+struct mgr_gcache {
+	char oid[37];
+	uint64_t gen;
+	struct mgr_grant *g; /* owned */
+	size_t n;
+};
+
+struct mgr {
+	struct bc_store *st;  /* borrowed */
+	struct dir *dir;      /* borrowed */
+	char *management_url; /* owned copies of the config */
+	char *management_resource;
+	char *vault_suffix;
+	char *vault_public_port;
+	char *location;
+	char *domain;         /* "badge.internal", derived from management_resource */
+	char *ca_pem;         /* owned copy, "" when not configured */
+	char tenant[37];
+	char sub[37];
+
+	pthread_mutex_t mu;   /* guards gen, the caches and the condition */
+	pthread_cond_t cond;  /* broadcast when gen changes (long polls wait on it) */
+	uint64_t gen;         /* bumped by every committed change, here or on another replica */
+	struct mgr_vcache vcache[MGR_VCACHE_SLOTS];
+	struct mgr_gcache gcache[MGR_GCACHE_SLOTS];
+};
+
+/* manager.c */
+typedef int (*mgr_txn_fn)(struct mgr *m, struct bc_txn *txn, void *ctx, struct bc_error *err);
+/* Runs fn in a write transaction, retrying on BC_ERR_CONFLICT; on success publishes a change. */
+int mgr_txn(struct mgr *m, mgr_txn_fn fn, void *ctx, struct bc_error *err) BC_MUST_CHECK;
+void mgr_changed(struct mgr *m); /* local gen bump + broadcast */
+uint64_t mgr_gen(struct mgr *m);
+/* Waits until gen differs from seen or deadline_ms (bc_now_ms) passes. */
+void mgr_wait_change(struct mgr *m, uint64_t seen, int64_t deadline_ms);
+
+/* ---- request plumbing (arm.c) ---- */
+struct arm {
+	struct mgr *m;
+	struct bc_http_req *req;
+	struct bc_http_res *res;
+	struct dir_claims claims;
+	bool grants_loaded;
+	struct mgr_grant *g; /* owned copy */
+	size_t ng;
+};
+/* Writes {"error":{"code","message"}} with status. */
+void arm_error(struct bc_http_res *res, int status, const char *code, const char *fmt, ...) BC_PRINTF(4, 5);
+/* Maps a bc status to an ARM error (status, code) and writes err's message. */
+void arm_error_from(struct bc_http_res *res, const struct bc_error *err);
+/* Common checks of an ARM call: api-version present and valid, bearer token valid. Returns
+ * false after writing the error response. */
+bool arm_begin(struct arm *a, struct mgr *m, struct bc_http_req *req, struct bc_http_res *res);
+void arm_end(struct arm *a);
+/* Is the caller allowed action at scope (control plane)? Writes 403 when not. */
+bool arm_allowed(struct arm *a, const char *action, const char *scope);
+bool arm_can(struct arm *a, const char *action, const char *scope); /* no response written */
+/* Parses the JSON body (object). Writes 400 when it is not one. */
+json_t *arm_body(struct arm *a);
+void arm_json(struct arm *a, int status, json_t *body); /* steals body */
+bool arm_sub_ok(struct arm *a, const char *sub);        /* writes 404 SubscriptionNotFound */
+/* Validated copy of body.tags ({} when absent). */
+int arm_tags(const json_t *body, json_t **out, struct bc_error *err) BC_MUST_CHECK;
+const char *arm_location(const json_t *body, const char *dflt);
+/* The caller's grants (loaded through the cache). */
+int mgr_grants_load(struct mgr *m, const char *oid, struct mgr_grant **out, size_t *n,
+		    struct bc_error *err) BC_MUST_CHECK;
+void mgr_grants_free(struct mgr_grant *g, size_t n);
+bool mgr_grants_permit(const struct mgr_grant *g, size_t n, const char *action, const char *scope, bool data);
+
+/* ---- storage helpers (manager.c) ---- */
+struct mgr_res {
+	char key[BC_LIMIT_RESOURCE_ID + 1];
+	char id[BC_LIMIT_RESOURCE_ID + 1];
+	char name[BC_LIMIT_NAME + 1];
+	char host[BC_LIMIT_RESOURCE_ID + 1];   /* lower host key, "" none */
+	char principal[37];
+	char client[37];
+	json_t *body;                           /* owned */
+	bool found;
+};
+void mgr_res_release(struct mgr_res *r);
+/* Reads one resource by lower-case key; for_update locks its row. r->found false when absent. */
+int mgr_res_get(struct mgr *m, struct bc_txn *txn, const char *key, bool for_update, struct mgr_res *r,
+		struct bc_error *err) BC_MUST_CHECK;
+int mgr_res_put(struct mgr *m, struct bc_txn *txn, const struct mgr_res *r, const char *sub, const char *rg,
+		const char *type, const char *gname, bool insert, struct bc_error *err) BC_MUST_CHECK;
+int mgr_res_delete(struct mgr *m, struct bc_txn *txn, const char *key, struct bc_error *err) BC_MUST_CHECK;
+int mgr_group_exists(struct mgr *m, struct bc_txn *txn, const char *sub, const char *rg, char *canon_name,
+		     size_t n, bool lock, bool *exists, struct bc_error *err) BC_MUST_CHECK;
+bool mgr_sub_known(struct mgr *m, const char *sub);
+/* Builds the canonical ARM id of a resource in a group (or at subscription level when rg NULL). */
+int mgr_res_id(char *out, size_t n, const char *sub, const char *rg, const char *provider_type, const char *name);
+
+/* Host revisions: bump one host (lower key) or all. */
+int mgr_host_bump(struct mgr *m, struct bc_txn *txn, const char *host_key, struct bc_error *err) BC_MUST_CHECK;
+int mgr_host_bump_all(struct mgr *m, struct bc_txn *txn, struct bc_error *err) BC_MUST_CHECK;
+/* Removes oid's certificates bound to host when no instance on the host carries oid any more. */
+int mgr_revoke_if_gone(struct mgr *m, struct bc_txn *txn, const char *host_key, const char *oid,
+		       struct bc_error *err) BC_MUST_CHECK;
+/* Deletes role assignments of a principal (it is gone) and those at or below a scope. */
+int mgr_ra_delete_principal(struct mgr *m, struct bc_txn *txn, const char *oid, struct bc_error *err) BC_MUST_CHECK;
+int mgr_ra_delete_scope(struct mgr *m, struct bc_txn *txn, const char *scope, struct bc_error *err) BC_MUST_CHECK;
+
+/* Deletion primitives shared by the resource families (txn held, rows may be locked). */
+int mgr_vm_delete_txn(struct mgr *m, struct bc_txn *txn, const char *key, struct bc_error *err) BC_MUST_CHECK;
+int mgr_uai_delete_txn(struct mgr *m, struct bc_txn *txn, const char *key, struct bc_error *err) BC_MUST_CHECK;
+int mgr_vault_delete_txn(struct mgr *m, struct bc_txn *txn, const char *key, struct bc_error *err) BC_MUST_CHECK;
+
+/* Route tables of each family. */
+extern const struct bc_route mgr_sub_routes[];
+extern const size_t mgr_sub_nroutes;
+extern const struct bc_route mgr_group_routes[];
+extern const size_t mgr_group_nroutes;
+extern const struct bc_route mgr_uai_routes[];
+extern const size_t mgr_uai_nroutes;
+extern const struct bc_route mgr_vm_routes[];
+extern const size_t mgr_vm_nroutes;
+extern const struct bc_route mgr_vault_routes[];
+extern const size_t mgr_vault_nroutes;
+extern const struct bc_route mgr_rbac_routes[];
+extern const size_t mgr_rbac_nroutes;
+extern const struct bc_route mgr_host_routes[];
+extern const size_t mgr_host_nroutes;
+extern const struct bc_route mgr_agent_routes[];
+extern const size_t mgr_agent_nroutes;
+
+/* GET list of resources of type in captures[0] (subscription) [captures[1] (group)]. */
+void mgr_list_handler(struct bc_http_req *req, struct bc_http_res *res, void *ctx, const char *type,
+		      const char *action, json_t *(*shape)(struct mgr *, const struct mgr_res *));
+
+/* SHA-256 of a join token, hex (hosts.c). */
+int mgr_token_hash(const char *token, char out[65]) BC_MUST_CHECK;
+
+/* Output shaping shared by families. */
+json_t *mgr_vm_json(struct mgr *m, const struct mgr_res *r);
+json_t *mgr_vault_json(struct mgr *m, const struct mgr_res *r);
+
+#endif

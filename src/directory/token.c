@@ -93,13 +93,15 @@ static size_t trim_slash(const char *s)
 	return n > 0 && s[n - 1] == '/' ? n - 1 : n;
 }
 
-static bool in_list(const char *res, const char *const *list, size_t n)
+/* The registered form of res (compared without a trailing '/', case-insensitively), or NULL.
+ * Tokens carry the registered form as aud, as Entra puts a resource's identifier URI there. */
+static const char *in_list(const char *res, const char *const *list, size_t n)
 {
 	size_t rl = trim_slash(res);
 	for (size_t i = 0; i < n; i++)
 		if (trim_slash(list[i]) == rl && strncasecmp(list[i], res, rl) == 0)
-			return true;
-	return false;
+			return list[i];
+	return NULL;
 }
 
 /* ---- client authentication ---- */
@@ -459,8 +461,9 @@ static void token_endpoint(struct bc_http_req *req, struct bc_http_res *res, str
 		scope_res[sl - 9] = 0;
 		resource = scope_res;
 	}
-	if (strlen(resource) == 0 || strlen(resource) > BC_LIMIT_RESOURCE ||
-	    !in_list(resource, d->cfg.resources, d->cfg.nresources)) {
+	const char *audience = strlen(resource) <= BC_LIMIT_RESOURCE ? in_list(resource, d->cfg.resources, d->cfg.nresources)
+								     : NULL;
+	if (!audience) {
 		oauth_error(&t, 400, "invalid_resource", 500011,
 			    "The resource principal named %.200s was not found in the tenant named %s.", resource, t.tenant);
 		goto done;
@@ -507,9 +510,9 @@ static void token_endpoint(struct bc_http_req *req, struct bc_http_res *res, str
 			    "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.");
 		goto done;
 	}
-	int tver = in_list(resource, d->cfg.v2_resources, d->cfg.nv2_resources) ? 2 : 1;
+	int tver = in_list(resource, d->cfg.v2_resources, d->cfg.nv2_resources) != NULL ? 2 : 1;
 	int64_t iat, exp;
-	if (issue(d, &t.p, resource, tver, t.acr, &tok, &iat, &exp, &err)) {
+	if (issue(d, &t.p, audience, tver, t.acr, &tok, &iat, &exp, &err)) {
 		bc_log(BC_LOG_ERROR, req->request_id, "token: %s", err.msg);
 		oauth_error(&t, 500, "temporarily_unavailable", 90033, "A transient error has occurred. Please try again.");
 		goto done;

@@ -2,7 +2,11 @@
 # @azure/identity (ClientSecretCredential, ClientCertificateCredential) gets tokens from badge's
 # directory over HTTPS; jose verifies them through the OpenID configuration and JWKS, before and
 # after a signing-key rotation.
+# Runs in a network namespace of its own, where login.badge.internal resolves to the server: MSAL
+# checks that the issuer in the discovery document is on the authority's host.
 source "$BADGE_SRC/tests/lib.sh"
+source "$BADGE_SRC/tests/netns.sh"
+bt_netns_enter
 cd "$BADGE_SRC/tests/compat"
 [[ -d node_modules/@azure/identity ]] || bt_fail "npm packages missing: run scripts/install-deps.sh (npm ci in tests/compat)"
 
@@ -26,7 +30,7 @@ cat "$dir/cert.crt" "$dir/cert.key" >"$dir/cert.pem"
 export CERT_PEM_FILE="$dir/cert.pem"
 badge directory credential add-cert --id "$CERT_CLIENT_ID" --cert "$dir/cert.crt" >/dev/null
 
-export AUTHORITY="https://localhost:$BADGE_PORT"
+export AUTHORITY="$BADGE_LOGIN_URL"
 export TOKENS_FILE="$dir/tokens.json"
 node identity-jose.mjs before
 

@@ -22,6 +22,8 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
+#include <linux/magic.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -167,11 +169,22 @@ int agent_netns_write_hosts(struct agent *a, struct agent_instance *in, struct b
 	return rc;
 }
 
+/* Opens /run/netns/NS when it is a live namespace. A plain file there is what is left when the
+ * namespace was mounted in a mount namespace that has gone (an agent under `ip netns exec`
+ * killed): removed, so that the namespace is made again. */
 static int open_named(const char *ns)
 {
 	char path[PATH_MAX];
+	struct statfs sf;
 	snprintf(path, sizeof(path), "/run/netns/%s", ns);
-	return open(path, O_RDONLY | O_CLOEXEC);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	if (fstatfs(fd, &sf) == 0 && (unsigned long)sf.f_type == NSFS_MAGIC)
+		return fd;
+	close(fd);
+	unlink(path);
+	return -1;
 }
 
 /* Creates (or finds again after a restart) the namespace of in, its veth link and addresses. */

@@ -1,7 +1,11 @@
 /* Configuration files: "key = value" lines, '#' comments, blank lines; values may be quoted
  * with "..." (backslash escapes \" \\ \n). Keys are declared by the caller in a spec table;
  * an unknown key, a duplicate key or a value of the wrong type is an error naming the line.
- * Flags given on the command line override the file (apply them after loading). */
+ * Flags given on the command line override the file (apply them after loading).
+ * An unquoted value ends at a '#' that follows whitespace (a trailing comment) and is trimmed;
+ * quote a value that must hold " #". Booleans: true/false, yes/no, on/off, 1/0. Parsing is
+ * all-or-nothing: on any error nothing of the file is applied. Messages look like
+ * "line 3: unknown key 'foo'" (bc_config_load prefixes the path). */
 #ifndef BC_CONFIG_H
 #define BC_CONFIG_H
 

@@ -375,14 +375,19 @@ static void audit_begin(struct vreq *q)
 	lower_copy(q->audit.vault, q->req->ncaptures ? q->req->captures[0] : "", sizeof(q->audit.vault));
 }
 
+static void audit_caller(struct vreq *q)
+{
+	snprintf(q->audit.oid, sizeof(q->audit.oid), "%s", q->claims.oid);
+	snprintf(q->audit.appid, sizeof(q->audit.appid), "%s", q->claims.appid);
+	snprintf(q->audit.xms_mirid, sizeof(q->audit.xms_mirid), "%s", q->claims.xms_mirid);
+}
+
 static void audit_end(struct vreq *q)
 {
 	if (q->audit_in_txn)
 		return;
 	audit_finish(q);
-	snprintf(q->audit.oid, sizeof(q->audit.oid), "%s", q->claims.oid);
-	snprintf(q->audit.appid, sizeof(q->audit.appid), "%s", q->claims.appid);
-	snprintf(q->audit.xms_mirid, sizeof(q->audit.xms_mirid), "%s", q->claims.xms_mirid);
+	audit_caller(q);
 	vault_audit_enqueue(q->v->audit, &q->audit);
 }
 
@@ -442,6 +447,7 @@ static void vault_handle(struct bc_http_req *req, struct bc_http_res *res, void 
 	int lrc = lookup(q->v, label, &q->info);
 	if (authenticate(q->v, req, res, lrc == BC_OK ? &q->info : NULL, &q->claims) != BC_OK)
 		goto done;
+	audit_caller(q);
 	if (lrc != BC_OK) {
 		if (lrc == BC_ERR_NOT_FOUND)
 			vault_error(q, 404, "VaultNotFound", NULL, "The vault '%s' was not found.", label);

@@ -1,0 +1,528 @@
+/* The resource manager: pure helpers, and the ARM routes and agent protocol driven through the
+ * route table without sockets (bc_http_dispatch_test) against a SQLite store in a temp dir. */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/json.h"
+#include "core/pki.h"
+#include "core/util.h"
+#include "manager/mgr_int.h"
+#include "test.h"
+
+#define MGMT "https://management.badge.internal/"
+#define VAULTRES "https://vault.badge.internal:8443"
+#define LOGIN "https://login.badge.internal:8443"
+#define HOST "management.badge.internal:8443"
+#define AV "api-version=2023-01-31"
+
+static char tmpdir[256];
+static struct bc_store *st;
+static struct bc_ca *ca;
+static struct dir *d;
+static struct mgr *m;
+static struct bc_http_server *srv;
+static char admin_token[4096], admin_oid[37], sub[37];
+
+static void die(const char *what, const struct bc_error *err)
+{
+	fprintf(stderr, "setup: %s: %s\n", what, err->msg);
+	abort();
+}
+
+static void token_for(const struct dir_principal *p, char *out, size_t n)
+{
+	struct bc_buf b = {0};
+	int64_t exp;
+	struct bc_error err;
+	if (dir_token_issue(d, p, MGMT, 1, &b, &exp, &err))
+		die("token", &err);
+	snprintf(out, n, "%s", bc_buf_cstr(&b));
+	bc_buf_release(&b);
+}
+
+static void setup(void)
+{
+	struct bc_error err;
+	char url[512], key[512];
+	snprintf(tmpdir, sizeof(tmpdir), "/tmp/badge-mgrtest-XXXXXX");
+	if (!mkdtemp(tmpdir))
+		abort();
+	snprintf(url, sizeof(url), "sqlite:%s/db", tmpdir);
+	snprintf(key, sizeof(key), "%s/master.key", tmpdir);
+	static const char *resources[] = {MGMT, VAULTRES};
+	static struct dir_config dc;
+	dc = (struct dir_config){.login_url = LOGIN, .token_lifetime_s = 3600, .master_key_file = strdup(key),
+				 .resources = resources, .nresources = 2, .admin_audience = MGMT};
+	if (bc_store_open(&st, url, &err) || bc_ca_load_or_create(tmpdir, "test CA", &ca, &err))
+		die("store/ca", &err);
+	dc.ca = ca;
+	if (dir_new(&d, st, &dc, &err))
+		die("dir", &err);
+	struct mgr_config mc = {.management_url = "https://management.badge.internal:8443",
+				.management_resource = MGMT,
+				.vault_suffix = "vault.badge.internal",
+				.vault_public_port = ":8443",
+				.location = "local",
+				.ca_cert_pem = bc_ca_cert_pem(ca)};
+	if (mgr_new(&m, st, d, &mc, &err))
+		die("mgr", &err);
+	srv = bc_http_server_new();
+	if (!srv || dir_mount(d, srv) || mgr_mount(m, srv))
+		abort();
+	snprintf(sub, sizeof(sub), "%s", mgr_default_subscription(m));
+	struct dir_principal p;
+	if (dir_principal_create(d, NULL, dir_default_tenant(d), DIR_TYPE_APP, "admin", "", &p, &err))
+		die("admin", &err);
+	if (mgr_bootstrap_owner(m, p.object_id, &err))
+		die("owner", &err);
+	snprintf(admin_oid, sizeof(admin_oid), "%s", p.object_id);
+	token_for(&p, admin_token, sizeof(admin_token));
+}
+
+static void teardown(void)
+{
+	bc_http_server_free(srv);
+	mgr_free(m);
+	dir_free(d);
+	bc_ca_free(ca);
+	bc_store_free(st);
+	char cmd[300];
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "cannot remove %s\n", tmpdir);
+}
+
+/* Sends a request as token (NULL: none); returns the status and the JSON body. */
+static int call_as(const char *token, const char *method, const char *target, const char *body, json_t **out)
+{
+	char auth[4200];
+	struct bc_http_kv h[2] = {{"Content-Type", "application/json"}, {"Authorization", auth}};
+	struct bc_http_res res;
+	memset(&res, 0, sizeof(res));
+	snprintf(auth, sizeof(auth), "Bearer %s", token ? token : "");
+	if (bc_http_dispatch_test(srv, method, target, HOST, h, token ? 2 : 1, body, body ? strlen(body) : 0, &res))
+		return -1;
+	int status = res.status;
+	if (out)
+		*out = res.body.len ? json_loadb(res.body.data, res.body.len, 0, NULL) : NULL;
+	bc_http_res_release(&res);
+	return status;
+}
+
+static int call(const char *method, const char *target, const char *body, json_t **out)
+{
+	return call_as(admin_token, method, target, body, out);
+}
+
+static const char *jpath(json_t *j, const char *a, const char *b, const char *c)
+{
+	json_t *x = json_object_get(j, a);
+	if (b)
+		x = json_object_get(x, b);
+	if (c)
+		x = json_object_get(x, c);
+	return json_string_value(x);
+}
+
+static bool principal_exists(const char *oid)
+{
+	struct dir_principal p;
+	struct bc_error err;
+	return oid && dir_principal_get(d, NULL, oid, &p, &err) == BC_OK;
+}
+
+/* ---- pure ---- */
+
+TEST(rid_and_names)
+{
+	struct mgr_rid r;
+	struct bc_error err;
+	CHECK(mgr_rid_parse("/subscriptions/s1/resourceGroups/g1/providers/Microsoft.ManagedIdentity/"
+			    "userAssignedIdentities/u1", &r, &err) == BC_OK);
+	CHECK_STR(r.rg, "g1");
+	CHECK_STR(r.name, "u1");
+	CHECK(mgr_rid_parse("/SUBSCRIPTIONS/s1/providers/Badge.Compute/hosts/h1/", &r, &err) == BC_OK);
+	CHECK_STR(r.rg, "");
+	CHECK_STR(r.type, "hosts");
+	CHECK(mgr_rid_parse("/subscriptions/s1//resourceGroups/g", &r, &err) != BC_OK);
+	CHECK(mgr_rid_parse("subscriptions/s1", &r, &err) != BC_OK);
+	CHECK(mgr_rid_parse("/subscriptions/s1/resourceGroups/g/providers/NS/t", &r, &err) != BC_OK);
+	CHECK(mgr_name_vault("kv-1", &err) == BC_OK);
+	CHECK(mgr_name_vault("1kv", &err) != BC_OK);
+	CHECK(mgr_name_vault("k--v", &err) != BC_OK);
+	CHECK(mgr_name_vault("kv", &err) != BC_OK);
+	CHECK(mgr_name_group("rg.(x)_-", &err) == BC_OK);
+	CHECK(mgr_name_group("rg.", &err) != BC_OK);
+	CHECK(mgr_name_uai("ab", &err) != BC_OK);
+	CHECK(mgr_name_vm("vm1", &err) == BC_OK);
+	CHECK(mgr_name_vm("_vm", &err) != BC_OK);
+	CHECK(mgr_name_vm("vm/1", &err) != BC_OK);
+	CHECK(mgr_api_version_ok("2019-11-01"));
+	CHECK(mgr_api_version_ok("2021-04-01-preview"));
+	CHECK(!mgr_api_version_ok("2019-13-01"));
+	CHECK(!mgr_api_version_ok("latest"));
+	CHECK(!mgr_api_version_ok("2019-11-01x"));
+}
+
+TEST(roles_and_actions)
+{
+	CHECK(mgr_action_match("*/read", "Microsoft.Compute/virtualMachines/read"));
+	CHECK(!mgr_action_match("*/read", "Microsoft.Compute/virtualMachines/write"));
+	CHECK(mgr_action_match("Microsoft.Authorization/*/Write", "Microsoft.Authorization/roleAssignments/write"));
+	CHECK(mgr_action_match("Microsoft.KeyVault/vaults/secrets/*", "Microsoft.KeyVault/vaults/secrets/getSecret/action"));
+	const struct mgr_role *c = mgr_role_by_name("contributor");
+	REQUIRE(c);
+	CHECK(mgr_role_permits(c, "Microsoft.Compute/virtualMachines/write", false));
+	CHECK(!mgr_role_permits(c, "Microsoft.Authorization/roleAssignments/write", false));
+	const struct mgr_role *su = mgr_role_by_id("4633458b-17de-408a-b874-0445c86b69e6");
+	REQUIRE(su);
+	CHECK_STR(su->name, "Key Vault Secrets User");
+	CHECK(mgr_role_permits(su, mgr_kv_data_action("secrets", "get"), true));
+	CHECK(!mgr_role_permits(su, mgr_kv_data_action("secrets", "set"), true));
+	CHECK(mgr_role_by_id("/subscriptions/x/providers/Microsoft.Authorization/roleDefinitions/"
+			     "f1a07417-d97a-45cb-824c-7a7467783830") == mgr_role_by_name("Managed Identity Operator"));
+	CHECK(mgr_scope_covers("/subscriptions/A", "/subscriptions/a/resourceGroups/g"));
+	CHECK(!mgr_scope_covers("/subscriptions/a/resourceGroups/g", "/subscriptions/a/resourceGroups/g2"));
+	CHECK(mgr_kv_perm_index("keys", "WrapKey") >= 0);
+	CHECK(mgr_kv_perm_index("secrets", "wrapKey") < 0);
+}
+
+/* ---- ARM ---- */
+
+TEST(subscriptions_and_errors)
+{
+	json_t *j = NULL;
+	CHECK_EQ_INT(call("GET", "/subscriptions?api-version=2019-11-01", NULL, &j), 200);
+	json_t *s0 = json_array_get(json_object_get(j, "value"), 0);
+	CHECK_STR(json_string_value(json_object_get(s0, "subscriptionId")), sub);
+	CHECK_STR(json_string_value(json_object_get(s0, "state")), "Enabled");
+	CHECK_STR(json_string_value(json_object_get(s0, "tenantId")), dir_default_tenant(d));
+	CHECK(json_object_get(s0, "displayName") != NULL);
+	json_decref(j);
+	CHECK_EQ_INT(call_as(NULL, "GET", "/subscriptions?api-version=2019-11-01", NULL, &j), 401);
+	CHECK_STR(jpath(j, "error", "code", NULL), "AuthenticationFailed");
+	json_decref(j);
+	CHECK_EQ_INT(call_as("garbage", "GET", "/subscriptions?api-version=2019-11-01", NULL, &j), 401);
+	CHECK_STR(jpath(j, "error", "code", NULL), "InvalidAuthenticationToken");
+	json_decref(j);
+	CHECK_EQ_INT(call("GET", "/subscriptions", NULL, &j), 400);
+	CHECK_STR(jpath(j, "error", "code", NULL), "MissingApiVersionParameter");
+	json_decref(j);
+	CHECK_EQ_INT(call("GET", "/subscriptions?api-version=yesterday", NULL, &j), 400);
+	CHECK_STR(jpath(j, "error", "code", NULL), "InvalidApiVersionParameter");
+	json_decref(j);
+	CHECK_EQ_INT(call("GET", "//metadata/endpoints?api-version=2015-01-01", NULL, &j), 200);
+	CHECK_STR(json_string_value(json_array_get(json_object_get(json_object_get(j, "authentication"), "audiences"), 0)),
+		  MGMT);
+	CHECK_STR(jpath(j, "authentication", "loginEndpoint", NULL), "https://login.badge.internal:8443/");
+	json_decref(j);
+	CHECK_EQ_INT(call_as(NULL, "GET", "/metadata/endpoints?api-version=2022-09-01", NULL, &j), 200);
+	CHECK_STR(jpath(json_array_get(j, 0), "suffixes", "keyVaultDns", NULL), "vault.badge.internal");
+	json_decref(j);
+	CHECK_EQ_INT(call("GET", "/tenants?api-version=2020-01-01", NULL, &j), 200);
+	json_decref(j);
+}
+
+static char *fmt(const char *f, ...) BC_PRINTF(1, 2);
+static char *fmt(const char *f, ...)
+{
+	static char bufs[4][2048];
+	static int i;
+	va_list ap;
+	char *b = bufs[i++ % 4];
+	va_start(ap, f);
+	vsnprintf(b, 2048, f, ap);
+	va_end(ap);
+	return b;
+}
+
+TEST(identity_lifecycle)
+{
+	json_t *j = NULL;
+	const char *rgp = fmt("/subscriptions/%s/resourceGroups/rg1", sub);
+	char uai_id[512], uai_oid[37], vm_oid[37], rg[256];
+	snprintf(rg, sizeof(rg), "%s", rgp);
+	CHECK_EQ_INT(call("PUT", fmt("%s?%s", rg, AV), "{\"location\":\"local\"}", &j), 201);
+	json_decref(j);
+	CHECK_EQ_INT(call("PUT", fmt("%s/providers/Microsoft.ManagedIdentity/userAssignedIdentities/id1?%s", rg, AV),
+			  "{\"location\":\"local\"}", &j), 201);
+	snprintf(uai_id, sizeof(uai_id), "%s", json_string_value(json_object_get(j, "id")) ?: "");
+	snprintf(uai_oid, sizeof(uai_oid), "%s", jpath(j, "properties", "principalId", NULL) ?: "");
+	CHECK(principal_exists(uai_oid));
+	CHECK(jpath(j, "properties", "clientId", NULL) != NULL);
+	json_decref(j);
+	CHECK_EQ_INT(call("PUT", fmt("/subscriptions/%s/providers/Badge.Compute/hosts/h1?%s", sub, AV), "{}", &j), 201);
+	json_decref(j);
+
+	/* an instance with both kinds, placed on the only host */
+	const char *vm = fmt("%s/providers/Microsoft.Compute/virtualMachines/vm1", rg);
+	char vmp[512];
+	snprintf(vmp, sizeof(vmp), "%s", vm);
+	CHECK_EQ_INT(call("PUT", fmt("%s?%s", vmp, AV),
+			  fmt("{\"location\":\"local\",\"identity\":{\"type\":\"SystemAssigned, UserAssigned\","
+			      "\"userAssignedIdentities\":{\"%s\":{}}}}", uai_id), &j), 201);
+	snprintf(vm_oid, sizeof(vm_oid), "%s", jpath(j, "identity", "principalId", NULL) ?: "");
+	CHECK(principal_exists(vm_oid));
+	CHECK_STR(jpath(j, "identity", "type", NULL), "SystemAssigned, UserAssigned");
+	CHECK_STR(jpath(j, "identity", "tenantId", NULL), dir_default_tenant(d));
+	CHECK(json_object_get(json_object_get(json_object_get(j, "identity"), "userAssignedIdentities"), uai_id) != NULL);
+	CHECK(strstr(jpath(j, "properties", "hostId", NULL) ?: "", "/providers/Badge.Compute/hosts/h1") != NULL);
+	json_decref(j);
+	struct dir_principal sp;
+	struct bc_error err;
+	REQUIRE(dir_principal_get(d, NULL, vm_oid, &sp, &err) == BC_OK);
+	CHECK(strstr(sp.resource_id, "virtualMachines/vm1") != NULL);
+
+	/* references to missing or foreign identities are refused, leaving nothing half-made */
+	CHECK_EQ_INT(call("PUT", fmt("%s/providers/Microsoft.Compute/virtualMachines/vm2?%s", rg, AV),
+			  fmt("{\"identity\":{\"type\":\"SystemAssigned,UserAssigned\",\"userAssignedIdentities\":"
+			      "{\"%s/providers/Microsoft.ManagedIdentity/userAssignedIdentities/nope\":{}}}}", rg), &j), 400);
+	json_decref(j);
+	CHECK_EQ_INT(call("GET", fmt("%s/providers/Microsoft.Compute/virtualMachines/vm2?%s", rg, AV), NULL, &j), 404);
+	json_decref(j);
+	CHECK_EQ_INT(call("PUT", fmt("%s/providers/Microsoft.Compute/virtualMachines/vm2?%s", rg, AV),
+			  "{\"identity\":{\"type\":\"UserAssigned\",\"userAssignedIdentities\":{\"/subscriptions/"
+			  "00000000-0000-4000-8000-000000000000/resourceGroups/x/providers/Microsoft.ManagedIdentity/"
+			  "userAssignedIdentities/other\":{}}}}", &j), 400);
+	CHECK_STR(jpath(j, "error", "code", NULL), "FailedIdentityOperation");
+	json_decref(j);
+	CHECK_EQ_INT(call("PUT", fmt("%s/providers/Microsoft.Compute/virtualMachines/vm2?%s", rg, AV),
+			  "{\"identity\":{\"type\":\"Sometimes\"}}", &j), 400);
+	json_decref(j);
+
+	/* deleting the user-assigned identity removes it from the instance and its principal */
+	CHECK_EQ_INT(call("DELETE", fmt("%s?%s", uai_id, AV), NULL, &j), 200);
+	json_decref(j);
+	CHECK(!principal_exists(uai_oid));
+	CHECK_EQ_INT(call("GET", fmt("%s?%s", vmp, AV), NULL, &j), 200);
+	CHECK_STR(jpath(j, "identity", "type", NULL), "SystemAssigned");
+	CHECK(json_object_get(json_object_get(j, "identity"), "userAssignedIdentities") == NULL);
+	json_decref(j);
+
+	/* PATCH to None deletes the system-assigned principal */
+	CHECK_EQ_INT(call("PATCH", fmt("%s?%s", vmp, AV), "{\"identity\":{\"type\":\"None\"}}", &j), 200);
+	CHECK(json_object_get(j, "identity") == NULL);
+	json_decref(j);
+	CHECK(!principal_exists(vm_oid));
+
+	/* enable again, then delete the instance: the principal goes with it */
+	CHECK_EQ_INT(call("PATCH", fmt("%s?%s", vmp, AV), "{\"identity\":{\"type\":\"SystemAssigned\"}}", &j), 200);
+	snprintf(vm_oid, sizeof(vm_oid), "%s", jpath(j, "identity", "principalId", NULL) ?: "");
+	json_decref(j);
+	CHECK(principal_exists(vm_oid));
+	CHECK_EQ_INT(call("DELETE", fmt("%s?%s", vmp, AV), NULL, NULL), 200);
+	CHECK(!principal_exists(vm_oid));
+	CHECK_EQ_INT(call("DELETE", fmt("%s?%s", vmp, AV), NULL, NULL), 204);
+
+	/* a group deletion takes its identities with it */
+	CHECK_EQ_INT(call("PUT", fmt("%s/providers/Microsoft.ManagedIdentity/userAssignedIdentities/id2?%s", rg, AV),
+			  "{\"location\":\"local\"}", &j), 201);
+	snprintf(uai_oid, sizeof(uai_oid), "%s", jpath(j, "properties", "principalId", NULL) ?: "");
+	json_decref(j);
+	CHECK_EQ_INT(call("DELETE", fmt("%s?%s", rg, AV), NULL, NULL), 200);
+	CHECK(!principal_exists(uai_oid));
+	CHECK_EQ_INT(call("GET", fmt("%s?%s", rg, AV), NULL, &j), 404);
+	CHECK_STR(jpath(j, "error", "code", NULL), "ResourceGroupNotFound");
+	json_decref(j);
+	CHECK_EQ_INT(call("DELETE", fmt("/subscriptions/%s/providers/Badge.Compute/hosts/h1?%s", sub, AV), NULL, NULL), 200);
+}
+
+TEST(vaults_and_roles)
+{
+	json_t *j = NULL;
+	struct bc_error err;
+	char rg[256];
+	snprintf(rg, sizeof(rg), "/subscriptions/%s/resourceGroups/rgv", sub);
+	CHECK_EQ_INT(call("PUT", fmt("%s?%s", rg, AV), "{\"location\":\"local\"}", &j), 201);
+	json_decref(j);
+	struct dir_principal reader;
+	REQUIRE(dir_principal_create(d, NULL, dir_default_tenant(d), DIR_TYPE_APP, "reader", "", &reader, &err) == BC_OK);
+	const char *vault = fmt("%s/providers/Microsoft.KeyVault/vaults/kv1", rg);
+	char vp[512];
+	snprintf(vp, sizeof(vp), "%s", vault);
+	CHECK_EQ_INT(call("PUT", fmt("%s?api-version=2023-07-01", vp),
+			  fmt("{\"location\":\"local\",\"properties\":{\"tenantId\":\"%s\",\"sku\":{\"family\":\"A\","
+			      "\"name\":\"standard\"},\"accessPolicies\":[{\"tenantId\":\"%s\",\"objectId\":\"%s\","
+			      "\"permissions\":{\"secrets\":[\"get\",\"list\"]}}]}}",
+			      dir_default_tenant(d), dir_default_tenant(d), reader.object_id), &j), 201);
+	CHECK_STR(jpath(j, "properties", "vaultUri", NULL), "https://kv1.vault.badge.internal:8443/");
+	json_decref(j);
+	struct mgr_vault_info vi;
+	REQUIRE(mgr_vault_lookup(m, "KV1", &vi, &err) == BC_OK);
+	CHECK(!vi.rbac);
+	CHECK_EQ_INT(mgr_vault_authorize(m, &vi, reader.object_id, "secrets", "get", &err), BC_OK);
+	CHECK_EQ_INT(mgr_vault_authorize(m, &vi, reader.object_id, "secrets", "set", &err), BC_ERR_FORBIDDEN);
+	CHECK_EQ_INT(mgr_vault_authorize(m, &vi, admin_oid, "secrets", "get", &err), BC_ERR_FORBIDDEN);
+	/* accessPolicies/add merges; the cache sees the change at once */
+	CHECK_EQ_INT(call("PUT", fmt("%s/accessPolicies/add?api-version=2023-07-01", vp),
+			  fmt("{\"properties\":{\"accessPolicies\":[{\"tenantId\":\"%s\",\"objectId\":\"%s\","
+			      "\"permissions\":{\"secrets\":[\"set\"],\"keys\":[\"wrapKey\"]}}]}}",
+			      dir_default_tenant(d), reader.object_id), &j), 200);
+	json_decref(j);
+	CHECK_EQ_INT(mgr_vault_authorize(m, &vi, reader.object_id, "secrets", "set", &err), BC_OK);
+	CHECK_EQ_INT(mgr_vault_authorize(m, &vi, reader.object_id, "secrets", "get", &err), BC_OK);
+	CHECK_EQ_INT(call("PUT", fmt("%s/accessPolicies/remove?api-version=2023-07-01", vp),
+			  fmt("{\"properties\":{\"accessPolicies\":[{\"tenantId\":\"%s\",\"objectId\":\"%s\","
+			      "\"permissions\":{\"secrets\":[\"get\"]}}]}}", dir_default_tenant(d), reader.object_id), &j), 200);
+	json_decref(j);
+	CHECK_EQ_INT(mgr_vault_authorize(m, &vi, reader.object_id, "secrets", "get", &err), BC_ERR_FORBIDDEN);
+	CHECK_EQ_INT(call("PUT", fmt("%s?api-version=2023-07-01", vp), "{\"properties\":{\"accessPolicies\":[{\"objectId\":\"x\"}]}}", &j), 400);
+	json_decref(j);
+	/* the same name elsewhere is taken */
+	CHECK_EQ_INT(call("PUT", fmt("/subscriptions/%s/resourceGroups/rgv/providers/Microsoft.KeyVault/vaults/KV1?api-version=2023-07-01", sub),
+			  fmt("{\"location\":\"local\",\"properties\":{\"tenantId\":\"%s\"}}", dir_default_tenant(d)), &j), 200);
+	json_decref(j);
+
+	/* RBAC */
+	CHECK_EQ_INT(call("PATCH", fmt("%s?api-version=2023-07-01", vp), "{\"properties\":{\"enableRbacAuthorization\":true}}", &j), 200);
+	json_decref(j);
+	REQUIRE(mgr_vault_lookup(m, "kv1", &vi, &err) == BC_OK);
+	CHECK(vi.rbac);
+	CHECK_EQ_INT(mgr_vault_authorize(m, &vi, reader.object_id, "secrets", "set", &err), BC_ERR_FORBIDDEN);
+	char reader_token[4096];
+	token_for(&reader, reader_token, sizeof(reader_token));
+	const char *ra = fmt("%s/providers/Microsoft.Authorization/roleAssignments/11111111-2222-4333-8444-555555555555?api-version=2022-04-01", vp);
+	char rap[1024];
+	snprintf(rap, sizeof(rap), "%s", ra);
+	const char *rabody = fmt("{\"properties\":{\"roleDefinitionId\":\"/subscriptions/%s/providers/Microsoft.Authorization/"
+				 "roleDefinitions/4633458b-17de-408a-b874-0445c86b69e6\",\"principalId\":\"%s\"}}",
+				 sub, reader.object_id);
+	char rab[1024];
+	snprintf(rab, sizeof(rab), "%s", rabody);
+	CHECK_EQ_INT(call_as(reader_token, "PUT", rap, rab, &j), 403);
+	CHECK_STR(jpath(j, "error", "code", NULL), "AuthorizationFailed");
+	json_decref(j);
+	CHECK_EQ_INT(call("PUT", rap, rab, &j), 201);
+	CHECK_STR(jpath(j, "properties", "principalId", NULL), reader.object_id);
+	json_decref(j);
+	CHECK_EQ_INT(mgr_vault_authorize(m, &vi, reader.object_id, "secrets", "get", &err), BC_OK);
+	CHECK_EQ_INT(mgr_vault_authorize(m, &vi, reader.object_id, "secrets", "set", &err), BC_ERR_FORBIDDEN);
+	CHECK_EQ_INT(call("GET", fmt("/subscriptions/%s/providers/Microsoft.Authorization/roleAssignments?api-version=2022-04-01&$filter=principalId%%20eq%%20'%s'", sub, reader.object_id), NULL, &j), 200);
+	CHECK_EQ_INT(json_array_size(json_object_get(j, "value")), 1);
+	json_decref(j);
+	CHECK_EQ_INT(call("GET", fmt("/subscriptions/%s/providers/Microsoft.Authorization/roleDefinitions?api-version=2022-04-01&$filter=roleName%%20eq%%20'Key%%20Vault%%20Secrets%%20User'", sub), NULL, &j), 200);
+	CHECK_EQ_INT(json_array_size(json_object_get(j, "value")), 1);
+	json_decref(j);
+	/* the reader sees no subscription (no assignment there) but may read nothing else */
+	CHECK_EQ_INT(call_as(reader_token, "GET", fmt("%s?api-version=2023-07-01", vp), NULL, &j), 403);
+	json_decref(j);
+	CHECK_EQ_INT(call("DELETE", rap, NULL, &j), 200);
+	json_decref(j);
+	CHECK_EQ_INT(mgr_vault_authorize(m, &vi, reader.object_id, "secrets", "get", &err), BC_ERR_FORBIDDEN);
+	CHECK_EQ_INT(call("DELETE", fmt("%s?%s", rg, AV), NULL, NULL), 200);
+	CHECK_EQ_INT(mgr_vault_lookup(m, "kv1", &vi, &err), BC_ERR_NOT_FOUND);
+}
+
+TEST(agent_protocol)
+{
+	json_t *j = NULL;
+	struct bc_error err;
+	char rg[256], token[128], host_token[4096];
+	snprintf(rg, sizeof(rg), "/subscriptions/%s/resourceGroups/rga", sub);
+	CHECK_EQ_INT(call("PUT", fmt("%s?%s", rg, AV), "{\"location\":\"local\"}", &j), 201);
+	json_decref(j);
+	CHECK_EQ_INT(call("PUT", fmt("/subscriptions/%s/providers/Badge.Compute/hosts/ha?%s", sub, AV), "{}", &j), 201);
+	json_decref(j);
+	CHECK_EQ_INT(call("POST", fmt("/subscriptions/%s/providers/Badge.Compute/hosts/ha/joinToken?%s", sub, AV), NULL, &j), 200);
+	snprintf(token, sizeof(token), "%s", json_string_value(json_object_get(j, "joinToken")) ?: "");
+	CHECK(json_object_get(j, "expiresOn") != NULL);
+	json_decref(j);
+	struct bc_jwk *k = NULL;
+	struct bc_buf csr = {0};
+	REQUIRE(bc_jwk_generate(&k, "EC", 256, &err) == BC_OK);
+	REQUIRE(bc_csr_create(k, "host", &csr, &err) == BC_OK);
+	json_t *eb = json_pack("{s:s,s:s,s:s}", "joinToken", token, "csr", bc_buf_cstr(&csr), "hostname", "ha.local");
+	char *ebs = json_dumps(eb, 0);
+	CHECK_EQ_INT(call_as(NULL, "POST", "/badge/agent/v1/enroll", ebs, &j), 200);
+	const char *hoid = json_string_value(json_object_get(j, "objectId"));
+	CHECK(json_object_get(j, "certificate") != NULL);
+	CHECK(strstr(json_string_value(json_object_get(j, "caCertificate")) ?: "", "BEGIN CERTIFICATE") != NULL);
+	struct dir_principal hp;
+	REQUIRE(hoid && dir_principal_get(d, NULL, hoid, &hp, &err) == BC_OK);
+	json_decref(j);
+	CHECK_EQ_INT(call_as(NULL, "POST", "/badge/agent/v1/enroll", ebs, &j), 401); /* single use */
+	CHECK_STR(jpath(j, "error", "code", NULL), "InvalidJoinToken");
+	json_decref(j);
+	free(ebs);
+	json_decref(eb);
+	token_for(&hp, host_token, sizeof(host_token));
+
+	CHECK_EQ_INT(call_as(host_token, "GET", "/badge/agent/v1/sync?since=0&timeout=0", NULL, &j), 200);
+	int64_t rev = json_integer_value(json_object_get(j, "revision"));
+	CHECK(rev > 0);
+	CHECK_EQ_INT(json_array_size(json_object_get(j, "instances")), 0);
+	json_decref(j);
+	/* nothing changed: an immediate timeout answers the same revision */
+	CHECK_EQ_INT(call_as(host_token, "GET", fmt("/badge/agent/v1/sync?since=%lld&timeout=0", (long long)rev), NULL, &j), 200);
+	CHECK_EQ_INT(json_integer_value(json_object_get(j, "revision")), rev);
+	json_decref(j);
+	/* the admin is no host */
+	CHECK_EQ_INT(call("GET", "/badge/agent/v1/sync?since=0&timeout=0", NULL, &j), 403);
+	json_decref(j);
+
+	CHECK_EQ_INT(call("PUT", fmt("%s/providers/Microsoft.Compute/virtualMachines/va?%s", rg, AV),
+			  "{\"identity\":{\"type\":\"SystemAssigned\"},\"tags\":{\"a\":\"b\"}}", &j), 201);
+	char vm_oid[37];
+	snprintf(vm_oid, sizeof(vm_oid), "%s", jpath(j, "identity", "principalId", NULL) ?: "");
+	json_decref(j);
+	CHECK_EQ_INT(call_as(host_token, "GET", fmt("/badge/agent/v1/sync?since=%lld&timeout=5", (long long)rev), NULL, &j), 200);
+	CHECK(json_integer_value(json_object_get(j, "revision")) > rev);
+	json_t *inst = json_array_get(json_object_get(j, "instances"), 0);
+	CHECK_STR(json_string_value(json_object_get(inst, "name")), "va");
+	CHECK_STR(json_string_value(json_object_get(inst, "resourceGroupName")), "rga");
+	json_t *id0 = json_array_get(json_object_get(inst, "identities"), 0);
+	CHECK_STR(json_string_value(json_object_get(id0, "kind")), "SystemAssigned");
+	CHECK_STR(json_string_value(json_object_get(id0, "objectId")), vm_oid);
+	json_decref(j);
+
+	struct bc_buf icsr = {0};
+	REQUIRE(bc_csr_create(k, "id", &icsr, &err) == BC_OK);
+	json_t *cb = json_pack("{s:s,s:s}", "objectId", vm_oid, "csr", bc_buf_cstr(&icsr));
+	char *cbs = json_dumps(cb, 0);
+	CHECK_EQ_INT(call_as(host_token, "POST", "/badge/agent/v1/certificates", cbs, &j), 200);
+	CHECK(json_integer_value(json_object_get(j, "notAfter")) > bc_now());
+	CHECK(json_object_get(j, "credentialId") != NULL);
+	json_decref(j);
+	free(cbs);
+	json_decref(cb);
+	cb = json_pack("{s:s,s:s}", "objectId", admin_oid, "csr", bc_buf_cstr(&icsr));
+	cbs = json_dumps(cb, 0);
+	CHECK_EQ_INT(call_as(host_token, "POST", "/badge/agent/v1/certificates", cbs, &j), 403);
+	json_decref(j);
+	free(cbs);
+	json_decref(cb);
+	cb = json_pack("{s:s}", "csr", bc_buf_cstr(&icsr));
+	cbs = json_dumps(cb, 0);
+	CHECK_EQ_INT(call_as(host_token, "POST", "/badge/agent/v1/host/certificate", cbs, &j), 200);
+	json_decref(j);
+	free(cbs);
+	json_decref(cb);
+	/* the host cannot go while it runs an instance */
+	CHECK_EQ_INT(call("DELETE", fmt("/subscriptions/%s/providers/Badge.Compute/hosts/ha?%s", sub, AV), NULL, &j), 409);
+	json_decref(j);
+	CHECK_EQ_INT(call("DELETE", fmt("%s?%s", rg, AV), NULL, NULL), 200);
+	CHECK(!principal_exists(vm_oid));
+	CHECK_EQ_INT(call("DELETE", fmt("/subscriptions/%s/providers/Badge.Compute/hosts/ha?%s", sub, AV), NULL, &j), 200);
+	json_decref(j);
+	CHECK(!principal_exists(hoid ? hp.object_id : NULL));
+	bc_buf_release(&csr);
+	bc_buf_release(&icsr);
+	bc_jwk_free(k);
+}
+
+static void run_all(void)
+{
+	setup();
+	test_current = "subscriptions_and_errors";
+	subscriptions_and_errors();
+	test_current = "identity_lifecycle";
+	identity_lifecycle();
+	test_current = "vaults_and_roles";
+	vaults_and_roles();
+	test_current = "agent_protocol";
+	agent_protocol();
+	teardown();
+}
+
+TEST_MAIN({"rid_and_names", rid_and_names}, {"roles_and_actions", roles_and_actions}, {"arm", run_all})

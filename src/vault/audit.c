@@ -9,6 +9,7 @@
  * Records never hold values, tokens or key material: the object is "secrets/NAME/VERSION". */
 #include <stdlib.h>
 #include <string.h>
+#include <stdio.h>
 #include <time.h>
 #include "core/log.h"
 #include "core/store.h"
@@ -200,4 +201,59 @@ void vault_audit_free(struct vault_audit *a)
 	pthread_mutex_destroy(&a->mu);
 	free(a->ring);
 	free(a);
+}
+
+struct read_ctx {
+	vault_audit_fn fn;
+	void *ctx;
+};
+
+static void set_text(json_t *o, const char *key, const struct bc_row *row, int i)
+{
+	const char *s = bc_row_text(row, i);
+	json_object_set_new(o, key, s ? json_string(s) : json_null());
+}
+
+static int read_row(void *ctx, const struct bc_row *row)
+{
+	struct read_ctx *r = ctx;
+	json_t *o = json_object();
+	char when[96];
+	int64_t ms = bc_row_int(row, 0);
+	time_t secs = (time_t)(ms / 1000);
+	struct tm tm;
+	gmtime_r(&secs, &tm);
+	snprintf(when, sizeof(when), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+		 tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ms % 1000));
+	json_object_set_new(o, "time", json_string(when));
+	json_object_set_new(o, "timeMs", json_integer(ms));
+	set_text(o, "vault", row, 1);
+	set_text(o, "operation", row, 2);
+	set_text(o, "object", row, 3);
+	set_text(o, "oid", row, 4);
+	set_text(o, "appid", row, 5);
+	set_text(o, "xms_mirid", row, 6);
+	set_text(o, "clientAddress", row, 7);
+	json_object_set_new(o, "status", json_integer(bc_row_int(row, 8)));
+	json_object_set_new(o, "durationMs", json_integer(bc_row_int(row, 9)));
+	set_text(o, "requestId", row, 10);
+	int stop = r->fn(r->ctx, o);
+	json_decref(o);
+	return stop;
+}
+
+int vault_audit_read(struct bc_store *st, const char *vault, int64_t since_ms, int limit, vault_audit_fn fn,
+		     void *ctx, struct bc_error *err)
+{
+	char lv[BC_LIMIT_NAME + 1];
+	size_t i = 0;
+	for (; vault && vault[i] && i + 1 < sizeof(lv); i++)
+		lv[i] = (char)((vault[i] >= 'A' && vault[i] <= 'Z') ? vault[i] + 32 : vault[i]);
+	lv[i] = '\0';
+	struct read_ctx r = {.fn = fn, .ctx = ctx};
+	struct bc_param p[] = {BC_PTEXT(lv), BC_PINT(since_ms), BC_PINT(limit > 0 ? limit : 1000)};
+	return bc_store_exec(st, NULL,
+			     "SELECT time_ms, vault, operation, object, oid, appid, xms_mirid, client_ip, status, duration_ms,"
+			     " request_id FROM vault_audit WHERE vault = ? AND time_ms >= ? ORDER BY time_ms, id LIMIT ?",
+			     p, 3, read_row, &r, NULL, err);
 }

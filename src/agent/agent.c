@@ -820,7 +820,8 @@ int agent_start(struct agent *a, struct bc_error *err)
 		return bc_error_set(err, BC_ERR_LIMIT, "data dir path too long");
 	if ((rc = bc_mkdir_p(path, 0700, err)) != BC_OK)
 		return rc;
-	if (agent_state_path(a, "ca.pem", path, sizeof(path)) == BC_OK && access(path, R_OK) == 0)
+	struct stat sb;
+	if (agent_state_path(a, "ca.pem", path, sizeof(path)) == BC_OK && stat(path, &sb) == 0 && sb.st_size > 0)
 		snprintf(a->ca_path, sizeof(a->ca_path), "%s", path);
 	else if (a->cfg.ca_file)
 		snprintf(a->ca_path, sizeof(a->ca_path), "%s", a->cfg.ca_file);

@@ -209,12 +209,20 @@ static int create_named(struct agent *a, struct agent_instance *in, struct bc_er
 		return bc_error_set(err, BC_ERR_INVALID, "bad --netns-subnet");
 	snprintf(hcidr, sizeof(hcidr), "%s/30", haddr);
 	snprintf(icidr, sizeof(icidr), "%s/30", iaddr);
-	/* each step tolerates "exists" so that a restarted agent re-adopts what it made */
-	char linkpath[PATH_MAX];
-	snprintf(linkpath, sizeof(linkpath), "/sys/class/net/%s", hv);
-	if (access(linkpath, F_OK) != 0 &&
-	    RUN(-1, false, "ip", "link", "add", hv, "type", "veth", "peer", "name", iv, "netns", (char *)ns) != 0)
-		return bc_error_set(err, BC_ERR_IO, "ip link add %s (veth to %s) failed", hv, ns);
+	/* each step tolerates "exists" so that a restarted agent re-adopts what it made. The pair is
+	 * made again when the instance side is missing: the host side may be the remnant of a
+	 * namespace the kernel is still tearing down (asynchronously), so retry for a while. */
+	if (RUN(fd, true, "ip", "link", "show", iv) != 0) {
+		RUN(-1, true, "ip", "link", "del", hv);
+		int tries = 0;
+		while (RUN(-1, tries < 49, "ip", "link", "add", hv, "type", "veth", "peer", "name", iv, "netns",
+			   (char *)ns) != 0) {
+			if (++tries >= 50)
+				return bc_error_set(err, BC_ERR_IO, "ip link add %s (veth to %s) failed", hv, ns);
+			RUN(-1, true, "ip", "link", "del", hv);
+			usleep(100 * 1000);
+		}
+	}
 	RUN(-1, true, "ip", "addr", "add", hcidr, "dev", hv);
 	if (RUN(-1, false, "ip", "link", "set", hv, "up") != 0)
 		return bc_error_set(err, BC_ERR_IO, "ip link set %s up failed", hv);

@@ -301,7 +301,7 @@ int agent_enroll(struct agent *a, struct bc_error *err)
 		snprintf(h->domain, sizeof(h->domain), "%s", dom);
 	if (mres && !a->cfg.management_resource)
 		snprintf(h->management_resource, sizeof(h->management_resource), "%s", mres);
-	if (ca) {
+	if (ca && strstr(ca, "-----BEGIN CERTIFICATE-----")) { /* else keep trusting --ca-file */
 		char path[PATH_MAX];
 		if (agent_state_path(a, "ca.pem", path, sizeof(path)) ||
 		    (rc = bc_write_file_atomic(path, ca, strlen(ca), 0644, err)) != BC_OK)

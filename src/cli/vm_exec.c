@@ -60,6 +60,10 @@ int cli_vm_exec_main(int argc, char **argv)
 		{"help", no_argument, 0, 'h'}, {0, 0, 0, 0},
 	};
 	int c;
+	if (argc > 1 && !strcmp(argv[1], "exec")) { /* called as argv = {"vm", "exec", ...} */
+		argc--;
+		argv++;
+	}
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "+hd:s:", opts, NULL)) != -1) {
 		switch (c) {

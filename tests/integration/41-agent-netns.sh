@@ -150,7 +150,7 @@ in_vm vmA curl -sSf --cacert "$CA" -o /dev/null "https://login.badge.internal:$B
 	bt_fail "login.badge.internal not reachable from inside the instance"
 
 # 7. rate limit: 60 requests on one connection within a second or two meet 429 with Retry-After
-codes=$(in_vm vmB bash -c 'u=$1; args=(); for i in $(seq 60); do args+=(-H Metadata:true "$u"); done; curl -s -o /dev/null -w "%{http_code}\n" "${args[@]}"' _ "$IMDS?api-version=2018-02-01&resource=$MRES")
+codes=$(in_vm vmB bash -c 'u=$1; args=(); for i in $(seq 60); do args+=(-o /dev/null "$u"); done; curl -s -H Metadata:true -w "%{http_code}\n" "${args[@]}"' _ "$IMDS?api-version=2018-02-01&resource=$MRES")
 grep -q '^429$' <<<"$codes" || bt_fail "no 429 among 60 quick requests: $(sort <<<"$codes" | uniq -c | tr '\n' ' ')"
 grep -q '^200$' <<<"$codes" || bt_fail "no 200 among 60 quick requests"
 hdr=$(in_vm vmB bash -c 'u=$1; for i in $(seq 40); do curl -s -D - -o /dev/null -H Metadata:true "$u" | tr -d "\r" | grep -i "^retry-after:" && break; done' _ "$IMDS?api-version=2018-02-01&resource=$MRES" || true)
@@ -164,7 +164,7 @@ start_agent
 bt_wait_for ready vmA vmB
 bt_assert_eq "$(jq -r .hostId "$A/host.json")" "$HOST_ID" "host identity kept"
 grep -c 'enrolled as host' "$A.log" | grep -qx 1 || bt_fail "the agent enrolled twice"
-body=$(in_vm vmB curl -sS -H Metadata:true "$IMDS?api-version=2018-02-01&resource=https://vault.badge.internal")
+body=$(in_vm vmB curl -sS -H Metadata:true "$IMDS?api-version=2018-02-01&resource=$BADGE_VAULT_RESOURCE")
 bt_assert_eq "$(claim "$(jq -r .access_token <<<"$body")" oid)" "$OID_B" "B after restart"
 for f in "$A"/host.key "$A"/identities/*.key; do
 	bt_assert_eq "$(stat -c %a "$f")" 600 "mode of $f"

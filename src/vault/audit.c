@@ -169,7 +169,8 @@ void vault_audit_enqueue(struct vault_audit *a, const struct vault_audit_rec *r)
 		a->ring[(a->head + a->count) % VAULT_LIMIT_AUDIT_QUEUE] = *r;
 		a->count++;
 		a->enqueued++;
-		if (a->count >= BATCH_MAX)
+		/* The first record starts a flush interval; a full batch ends it early. */
+		if (a->count == 1 || a->count >= BATCH_MAX)
 			pthread_cond_signal(&a->cv);
 	}
 	pthread_mutex_unlock(&a->mu);

@@ -767,6 +767,28 @@ TEST(audit)
 	CHECK_EQ_INT(n, 0);
 }
 
+/* Removing the reader's access policy takes effect on the next request. */
+TEST(policy_removed)
+{
+	struct resp r = kv("GET", "/secrets/at-rest/" API, tok_reader, NULL);
+	CHECK_EQ_INT(r.status, 200);
+	resp_release(&r);
+	char path[512], body[1024];
+	snprintf(path, sizeof(path),
+		 "/subscriptions/%s/resourceGroups/rg1/providers/Microsoft.KeyVault/vaults/kv1/accessPolicies/remove"
+		 "?api-version=2023-07-01",
+		 mgr_default_subscription(m));
+	snprintf(body, sizeof(body),
+		 "{\"properties\":{\"accessPolicies\":[{\"tenantId\":\"%s\",\"objectId\":\"%s\",\"permissions\":"
+		 "{\"secrets\":[\"get\",\"list\"],\"keys\":[\"get\",\"verify\"]}}]}}",
+		 tenant, reader.object_id);
+	mgmt_put(path, body);
+	r = kv("GET", "/secrets/at-rest/" API, tok_reader, NULL);
+	CHECK_EQ_INT(r.status, 403);
+	CHECK_STR(err_code(&r), "Forbidden");
+	resp_release(&r);
+}
+
 TEST(deleted_principal)
 {
 	struct dir_principal tmp;
@@ -787,7 +809,7 @@ int main(int argc, char **argv)
 {
 	static const struct test_case cases[] = {
 		T(challenge), T(api_versions), T(secrets_lifecycle), T(secrets_paging), T(secrets_bad_input), T(path_style),
-		T(keys_create_sign), T(keys_encrypt_wrap), T(keys_import_rotate_backup), T(at_rest), T(audit),
+		T(keys_create_sign), T(keys_encrypt_wrap), T(keys_import_rotate_backup), T(at_rest), T(audit), T(policy_removed),
 		T(deleted_principal),
 	};
 	setup();

@@ -33,6 +33,9 @@ echo "=== summary"
 for preset in "$@"; do
 	log="build/$preset-check.log"
 	echo "--- $preset: ${result[$preset]}"
+	if [[ "${result[$preset]}" == BUILD* ]]; then
+		grep -E 'error:|undefined reference|CMake Error' "$log" | sort -u | head -n 10 || true
+	fi
 	grep -E '^[0-9]+% tests passed|^Total Test time' "$log" || true
 	# ctest lists failures after "The following tests FAILED:"
 	sed -n '/The following tests FAILED:/,$p' "$log" | grep -E '^\s+[0-9]+ - ' || true

@@ -12,6 +12,8 @@
 #   bt_stop PID                 TERM, wait up to BT_STOP_TIMEOUT (10 s), then KILL
 #   bt_wait_for CMD...          run CMD until it succeeds, at most BT_WAIT_TIMEOUT (30 s)
 #   bt_cleanup CMD...           register a cleanup command of your own
+#   bt_log FILE                 show FILE's last lines if the test fails (server logs are
+#                               registered by bt_start_server)
 #   bt_fail MSG                 print "FAIL: MSG" and exit 1
 #   bt_assert_eq A B MSG        fail unless A == B
 set -euo pipefail
@@ -56,6 +58,10 @@ trap 'exit 143' TERM
 # bt_cleanup CMD [ARGS...]: runs at exit, last registered first.
 bt_cleanup() {
 	_bt_cleanups+=("$(printf '%q ' "$@")")
+}
+
+bt_log() {
+	_bt_logs+=("$1")
 }
 
 bt_fail() {

@@ -25,7 +25,7 @@ static const char *const schema[] = {
 	"CREATE INDEX vault_versions_seq ON vault_versions (vault, kind, lname, seq);"
 	"CREATE TABLE vault_deks (vault TEXT PRIMARY KEY, dek TEXT NOT NULL, created BIGINT NOT NULL);"
 	"CREATE TABLE vault_audit ("
-	" id TEXT PRIMARY KEY, time_ms BIGINT NOT NULL, vault TEXT NOT NULL, operation TEXT NOT NULL,"
+	" id TEXT NOT NULL, time_ms BIGINT NOT NULL, vault TEXT NOT NULL, operation TEXT NOT NULL,"
 	" object TEXT, oid TEXT, appid TEXT, xms_mirid TEXT, client_ip TEXT, status BIGINT NOT NULL,"
 	" duration_ms BIGINT NOT NULL, request_id TEXT);"
 	"CREATE INDEX vault_audit_time ON vault_audit (vault, time_ms)",

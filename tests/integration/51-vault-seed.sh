@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# The seed scenario end to end (root: network namespaces). Inside a namespace T of its own: a
+# server, an agent, an instance with a system-assigned identity, a vault with an access policy
+# for that identity, a secret set by the operator (badge keyvault secret set). Inside the
+# instance the real @azure/keyvault-secrets SecretClient with ManagedIdentityCredential (no
+# endpoint override, host-style vault URL, challenge verification on) reads it. Removing the
+# policy makes the next read 403; deleting the instance makes its token useless at once (401).
+source "${BADGE_SRC:?}/tests/lib.sh"
+
+if [[ $(id -u) != 0 ]]; then
+	echo "SKIP: needs root (network namespaces)"
+	exit 0
+fi
+[[ -d "$BADGE_SRC/tests/compat/node_modules/@azure/keyvault-secrets" ]] ||
+	bt_fail "npm packages missing: run scripts/install-deps.sh"
+
+T="t51-$$"
+PFX="t51$$-"
+ip netns add "$T"
+bt_cleanup ip netns del "$T"
+bt_cleanup bash -c "rm -rf /etc/netns/${PFX}* /etc/netns/$T; for f in /run/netns/${PFX}*; do [ -e \"\$f\" ] && { umount \"\$f\" 2>/dev/null; rm -f \"\$f\"; }; done; true"
+ip -n "$T" link set lo up
+inT() { ip netns exec "$T" "$@"; }
+
+work=$(bt_tmpdir)
+S="$work/server" A="$work/agent"
+mkdir -p "$S"
+inT "$BADGE_BIN" server --data-dir "$S" --listen 0.0.0.0:0 >>"$S.log" 2>&1 </dev/null &
+SPID=$!
+bt_cleanup bt_stop "$SPID"
+_bt_logs+=("$S.log")
+bt_wait_for test -f "$S/env"
+# shellcheck disable=SC1091
+source "$S/env"
+CA="$BADGE_CA_FILE"
+TENANT=$(jq -r .tenantId "$S/admin.json")
+SUB=$(jq -r .subscriptionId "$S/admin.json")
+TOK=$(inT curl -sSf --cacert "$CA" --data-urlencode "client_id=$(jq -r .clientId "$S/admin.json")" \
+	--data-urlencode "client_secret=$(jq -r .clientSecret "$S/admin.json")" \
+	--data-urlencode "scope=${BADGE_MANAGEMENT_RESOURCE}.default" -d grant_type=client_credentials \
+	"$BADGE_URL/$TENANT/oauth2/v2.0/token" | jq -r .access_token)
+[[ -n "$TOK" && "$TOK" != null ]] || bt_fail "no admin token"
+ADMIN_OID=$(cut -d. -f2 <<<"$TOK" | tr '_-' '/+' | { read -r s; while (( ${#s} % 4 )); do s="$s="; done; base64 -d <<<"$s"; } | jq -r .oid)
+mgmt() {
+	local args=(-sS --cacert "$CA" -X "$1" -H "Authorization: Bearer $TOK" -H "Content-Type: application/json" -w '\n%{http_code}')
+	[[ $# -ge 3 ]] && args+=(-d "$3")
+	local out code
+	out=$(inT curl "${args[@]}" "$BADGE_URL$2")
+	code=${out##*$'\n'}
+	out=${out%$'\n'*}
+	[[ $code == 2* ]] || bt_fail "$1 $2 answered $code: $out"
+	printf '%s' "$out"
+}
+AV="api-version=2023-03-01"
+
+# host, agent, instance with a system-assigned identity
+mgmt PUT "/subscriptions/$SUB/providers/Badge.Compute/hosts/h1?$AV" '{"location":"local","properties":{}}' >/dev/null
+JOIN=$(mgmt POST "/subscriptions/$SUB/providers/Badge.Compute/hosts/h1/joinToken?$AV" | jq -r .joinToken)
+inT "$BADGE_BIN" agent --data-dir "$A" --server "$BADGE_URL" --ca-file "$CA" --isolation netns \
+	--netns-prefix "$PFX" --netns-subnet 10.242.0.0 --sync-timeout 5 --join-token "$JOIN" >>"$A.log" 2>&1 </dev/null &
+APID=$!
+bt_cleanup bt_stop "$APID"
+_bt_logs+=("$A.log")
+mgmt PUT "/subscriptions/$SUB/resourcegroups/rg51?api-version=2021-04-01" '{"location":"local"}' >/dev/null
+VM="/subscriptions/$SUB/resourceGroups/rg51/providers/Microsoft.Compute/virtualMachines"
+OID=$(mgmt PUT "$VM/vm1?$AV" '{"location":"local","identity":{"type":"SystemAssigned"},"properties":{"hostId":"h1"}}' |
+	jq -r .identity.principalId)
+[[ $OID =~ ^[0-9a-f-]{36}$ ]] || bt_fail "instance without a principal"
+
+# the vault: the operator may set, the instance may get
+KV="/subscriptions/$SUB/resourceGroups/rg51/providers/Microsoft.KeyVault/vaults/seedkv"
+mgmt PUT "$KV?api-version=2023-07-01" "{\"location\":\"local\",\"properties\":{\"tenantId\":\"$TENANT\",
+	\"sku\":{\"family\":\"A\",\"name\":\"standard\"},\"accessPolicies\":[
+	{\"tenantId\":\"$TENANT\",\"objectId\":\"$ADMIN_OID\",\"permissions\":{\"secrets\":[\"all\"]}},
+	{\"tenantId\":\"$TENANT\",\"objectId\":\"$OID\",\"permissions\":{\"secrets\":[\"get\",\"list\"]}}]}}" >/dev/null
+inT env BADGE_DATA_DIR="$S" "$BADGE_BIN" keyvault secret set --vault-name seedkv --name db-password --value s3cr3t-seed \
+	>/dev/null || bt_fail "operator could not set the secret"
+
+status() { "$BADGE_BIN" agent status --data-dir "$A" 2>/dev/null; }
+ready() { status | jq -e '.instances[] | select(.name == "vm1") | .identities | length > 0 and all(.credential)' >/dev/null; }
+bt_wait_for ready
+in_vm() { "$BADGE_BIN" vm exec --data-dir "$A" vm1 -- "$@"; }
+resolves() { in_vm getent hosts "seedkv.$BADGE_VAULT_SUFFIX" >/dev/null; }
+bt_wait_for resolves
+
+# inside the instance: the real SecretClient + ManagedIdentityCredential, no overrides
+read_js='
+const { ManagedIdentityCredential } = require("@azure/identity");
+const { SecretClient } = require("@azure/keyvault-secrets");
+const c = new SecretClient(process.argv[1], new ManagedIdentityCredential());
+c.getSecret("db-password").then((s) => { console.log("VALUE=" + s.value); },
+  (e) => { console.log("STATUS=" + (e.statusCode ?? "none") + " CODE=" + e.code); process.exit(3); });'
+VAULT_URL="https://seedkv.$BADGE_VAULT_SUFFIX:$BADGE_PORT"
+vm_node() { in_vm env NODE_EXTRA_CA_CERTS="$CA" NODE_PATH="$BADGE_SRC/tests/compat/node_modules" node -e "$read_js" "$VAULT_URL"; }
+out=$(vm_node) || bt_fail "the instance could not read its secret: $out"
+bt_assert_eq "$out" "VALUE=s3cr3t-seed" "secret read inside the instance"
+
+# keep a vault token of the instance for the end
+VTOK=$(in_vm curl -sS -H Metadata:true \
+	"http://169.254.169.254/metadata/identity/oauth2/token?api-version=2018-02-01&resource=$BADGE_VAULT_RESOURCE" |
+	jq -r .access_token)
+
+# removing the policy: the next read is 403
+mgmt PUT "$KV/accessPolicies/remove?api-version=2023-07-01" "{\"properties\":{\"accessPolicies\":[
+	{\"tenantId\":\"$TENANT\",\"objectId\":\"$OID\",\"permissions\":{\"secrets\":[\"get\",\"list\"]}}]}}" >/dev/null
+out=$(vm_node) && bt_fail "read after the policy was removed: $out"
+[[ $out == "STATUS=403 CODE=Forbidden" ]] || bt_fail "after policy removal: $out"
+
+# deleting the instance: its token is useless at once (401, not 403)
+code=$(inT curl -sS --cacert "$CA" -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $VTOK" \
+	"$BADGE_URL/vaults/seedkv/secrets/db-password/?api-version=7.4")
+bt_assert_eq "$code" 403 "a live identity without a policy"
+mgmt DELETE "$VM/vm1?$AV" >/dev/null
+code=$(inT curl -sS --cacert "$CA" -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $VTOK" \
+	"$BADGE_URL/vaults/seedkv/secrets/db-password/?api-version=7.4")
+bt_assert_eq "$code" 401 "the deleted instance's token"
+echo "PASS 51-vault-seed"

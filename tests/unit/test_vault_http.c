@@ -767,6 +767,91 @@ TEST(audit)
 	CHECK_EQ_INT(n, 0);
 }
 
+/* enabled/nbf/exp are enforced on reading a value; the scheduled purge date ends a deleted
+ * secret's life even before the sweep runs. */
+TEST(attributes_and_purge_date)
+{
+	int64_t now = bc_now();
+	char body[256];
+	snprintf(body, sizeof(body), "{\"value\":\"x\",\"attributes\":{\"exp\":%lld}}", (long long)(now - 10));
+	struct resp r = kv("PUT", "/secrets/expired" API, tok_writer, body);
+	CHECK_EQ_INT(r.status, 200);
+	resp_release(&r);
+	r = kv("GET", "/secrets/expired/" API, tok_reader, NULL);
+	CHECK_EQ_INT(r.status, 403);
+	CHECK_STR(err_code(&r), "Forbidden");
+	resp_release(&r);
+	snprintf(body, sizeof(body), "{\"value\":\"x\",\"attributes\":{\"nbf\":%lld}}", (long long)(now + 3600));
+	r = kv("PUT", "/secrets/future" API, tok_writer, body);
+	resp_release(&r);
+	r = kv("GET", "/secrets/future/" API, tok_reader, NULL);
+	CHECK_EQ_INT(r.status, 403);
+	resp_release(&r);
+	/* listed all the same, without values */
+	r = kv("GET", "/secrets" API, tok_reader, NULL);
+	CHECK_EQ_INT(r.status, 200);
+	resp_release(&r);
+
+	r = kv("DELETE", "/secrets/expired" API, tok_writer, NULL);
+	CHECK_EQ_INT(r.status, 200);
+	int64_t purge = bc_json_int(r.body, "scheduledPurgeDate", 0);
+	resp_release(&r);
+	CHECK(purge >= now + 90 * 86400);
+	/* the purge date passes (moved in the store: a token would not outlive 90 days of clock) */
+	struct bc_error err = {0};
+	struct bc_param p[] = {BC_PINT(now - 1)};
+	CHECK(bc_store_exec(st, NULL, "UPDATE vault_objects SET purge_date = ? WHERE lname = 'expired'", p, 1, NULL, NULL,
+			    NULL, &err) == BC_OK);
+	r = kv("GET", "/deletedsecrets/expired" API, tok_reader, NULL);
+	CHECK_EQ_INT(r.status, 404);
+	resp_release(&r);
+	CHECK(vault_obj_sweep(st, now, &err) == BC_OK);
+	int64_t left = -1;
+	bool found = false;
+	CHECK(bc_store_get_int(st, NULL, "SELECT COUNT(*) FROM vault_versions WHERE lname = 'expired'", NULL, 0, &left,
+			       &found, &err) == BC_OK);
+	CHECK_EQ_INT(left, 0);
+}
+
+/* A vault without soft delete deletes at once; one with purge protection refuses purge. */
+TEST(vault_settings)
+{
+	make_vault("kv2", ",\"enableSoftDelete\":false");
+	struct resp r = call("PUT", "kv2.vault.badge.internal:8443", "/secrets/s" API, tok_writer, "{\"value\":\"x\"}");
+	CHECK_EQ_INT(r.status, 200);
+	CHECK_STR(bc_json_str(json_object_get(r.body, "attributes"), "recoveryLevel"), "Purgeable");
+	resp_release(&r);
+	r = call("DELETE", "kv2.vault.badge.internal:8443", "/secrets/s" API, tok_writer, NULL);
+	CHECK_EQ_INT(r.status, 200);
+	CHECK(json_object_get(r.body, "recoveryId") == NULL);
+	resp_release(&r);
+	r = call("GET", "kv2.vault.badge.internal:8443", "/deletedsecrets/s" API, tok_writer, NULL);
+	CHECK_EQ_INT(r.status, 404);
+	resp_release(&r);
+	r = call("PUT", "kv2.vault.badge.internal:8443", "/secrets/s" API, tok_writer, "{\"value\":\"again\"}");
+	CHECK_EQ_INT(r.status, 200);
+	resp_release(&r);
+
+	make_vault("kv3", ",\"enablePurgeProtection\":true,\"softDeleteRetentionInDays\":7");
+	r = call("PUT", "kv3.vault.badge.internal:8443", "/secrets/s" API, tok_writer, "{\"value\":\"x\"}");
+	CHECK_STR(bc_json_str(json_object_get(r.body, "attributes"), "recoveryLevel"), "CustomizedRecoverable");
+	CHECK_EQ_INT(bc_json_int(json_object_get(r.body, "attributes"), "recoverableDays", 0), 7);
+	resp_release(&r);
+	r = call("DELETE", "kv3.vault.badge.internal:8443", "/secrets/s" API, tok_writer, NULL);
+	CHECK_EQ_INT(r.status, 200);
+	resp_release(&r);
+	r = call("DELETE", "kv3.vault.badge.internal:8443", "/deletedsecrets/s" API, tok_writer, NULL);
+	CHECK_EQ_INT(r.status, 403);
+	resp_release(&r);
+	r = call("GET", "kv3.vault.badge.internal:8443", "/deletedsecrets/s" API, tok_writer, NULL);
+	CHECK_EQ_INT(r.status, 200); /* still there */
+	resp_release(&r);
+	/* a secret of kv1 is not visible in kv2 */
+	r = call("GET", "kv2.vault.badge.internal:8443", "/secrets/at-rest/" API, tok_writer, NULL);
+	CHECK_EQ_INT(r.status, 404);
+	resp_release(&r);
+}
+
 /* Removing the reader's access policy takes effect on the next request. */
 TEST(policy_removed)
 {
@@ -809,7 +894,7 @@ int main(int argc, char **argv)
 {
 	static const struct test_case cases[] = {
 		T(challenge), T(api_versions), T(secrets_lifecycle), T(secrets_paging), T(secrets_bad_input), T(path_style),
-		T(keys_create_sign), T(keys_encrypt_wrap), T(keys_import_rotate_backup), T(at_rest), T(audit), T(policy_removed),
+		T(keys_create_sign), T(keys_encrypt_wrap), T(keys_import_rotate_backup), T(at_rest), T(audit), T(attributes_and_purge_date), T(vault_settings), T(policy_removed),
 		T(deleted_principal),
 	};
 	setup();

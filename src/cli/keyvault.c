@@ -43,7 +43,7 @@ static int vault_path(struct armcli *c, const char *name, char *out, size_t n)
 	int rc = armcli_get(c, "GET", path, NULL, &list);
 	if (rc)
 		return rc;
-	rc = cli_fail("vault '%s' not found", name);
+	rc = -1;
 	json_array_foreach(json_object_get(list, "value"), i, v)
 	{
 		if (!strcasecmp(json_string_value(json_object_get(v, "name")) ?: "", name)) {
@@ -52,7 +52,7 @@ static int vault_path(struct armcli *c, const char *name, char *out, size_t n)
 		}
 	}
 	json_decref(list);
-	return rc;
+	return rc == -1 ? cli_fail("vault '%s' not found", name) : rc;
 }
 
 int cli_keyvault_main(int argc, char **argv)

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/time.h>
 #include "core/b64.h"
 #include "core/json.h"
@@ -403,11 +404,13 @@ static void vault_early(struct bc_http_req *req, struct bc_http_res *res, void *
 	 * hot path (a GET with a token) costs nothing here. */
 	bool has_body = strcmp(req->method, "GET") != 0 && strcmp(req->method, "DELETE") != 0 &&
 			strcmp(req->method, "HEAD") != 0;
+	const char *hdr = bc_http_header(req, "Authorization");
+	/* For a body-less request only the scheme is looked at here: the handler parses the token. */
+	if (!has_body && hdr && strncasecmp(hdr, "Bearer ", 7) == 0)
+		return;
 	const char *tok;
 	size_t len;
-	bool bearer = vault_parse_bearer(bc_http_header(req, "Authorization"), &tok, &len) == BC_OK;
-	if (bearer && !has_body)
-		return;
+	bool bearer = vault_parse_bearer(hdr, &tok, &len) == BC_OK;
 	bool known = lookup(vm->v, label, &info) == BC_OK;
 	if (!bearer || known) {
 		if (authenticate(vm->v, req, res, known ? &info : NULL, &claims) != BC_OK) {

@@ -14,11 +14,12 @@
 #include "core/util.h"
 #include "vault/vault.h"
 
-#define KV_API "7.6"
+#define KV_API   "7.6"
 #define MAX_LIST 64
 
 struct opts {
-	const char *vault, *name, *version, *value, *file, *content_type, *kty, *curve, *alg, *digest, *signature;
+	const char *vault, *name, *version, *value, *file, *content_type, *kty, *curve, *alg, *digest,
+		*signature;
 	const char *enabled, *expires, *not_before, *token, *store, *data_dir, *since, *limit;
 	int size;
 	bool disabled;
@@ -36,22 +37,30 @@ struct kv {
 
 static int usage(FILE *f)
 {
-	fprintf(f,
-		"usage: badge keyvault secret VERB --vault-name V [--name N] ...\n"
-		"  secret set --name N (--value V | --file F) [--content-type T] [--tags k=v ...] [--disabled]\n"
-		"             [--expires EPOCH] [--not-before EPOCH]\n"
-		"  secret show|delete|recover|purge|show-deleted|list-versions --name N [--version X]\n"
-		"  secret set-attributes --name N [--version X] [--enabled true|false] [--content-type T] [--tags k=v ...]\n"
-		"  secret list|list-deleted;  secret backup --name N --file F;  secret restore --file F\n"
-		"usage: badge keyvault key VERB --vault-name V [--name N] ...\n"
-		"  key create --name N [--kty RSA|RSA-HSM|EC|EC-HSM] [--size 2048|3072|4096] [--curve P-256|P-384|P-521]\n"
-		"             [--ops sign verify ...] [--tags k=v ...] [--disabled]\n"
-		"  key import --name N --file JWK.json;  key rotate --name N\n"
-		"  key show|delete|recover|purge|show-deleted|list-versions|set-attributes|list|list-deleted|backup|restore\n"
-		"  key sign --name N --alg ALG --digest B64URL;  key verify ... --digest B64URL --signature B64URL\n"
-		"  key encrypt|decrypt|wrap|unwrap --name N --alg RSA1_5|RSA-OAEP|RSA-OAEP-256 --value B64URL\n"
-		"usage: badge keyvault audit --vault-name V [--store URL | --data-dir DIR] [--since EPOCH_MS] [--limit N]\n"
-		"session flags: --server URL --ca-file F --data-dir DIR, or BADGE_URL/BADGE_CA_FILE/profile; --token T\n");
+	fprintf(f, "usage: badge keyvault secret VERB --vault-name V [--name N] ...\n"
+		   "  secret set --name N (--value V | --file F) [--content-type T] [--tags k=v ...] "
+		   "[--disabled]\n"
+		   "             [--expires EPOCH] [--not-before EPOCH]\n"
+		   "  secret show|delete|recover|purge|show-deleted|list-versions --name N [--version X]\n"
+		   "  secret set-attributes --name N [--version X] [--enabled true|false] [--content-type T] "
+		   "[--tags k=v ...]\n"
+		   "  secret list|list-deleted;  secret backup --name N --file F;  secret restore --file F\n"
+		   "usage: badge keyvault key VERB --vault-name V [--name N] ...\n"
+		   "  key create --name N [--kty RSA|RSA-HSM|EC|EC-HSM] [--size 2048|3072|4096] [--curve "
+		   "P-256|P-384|P-521]\n"
+		   "             [--ops sign verify ...] [--tags k=v ...] [--disabled]\n"
+		   "  key import --name N --file JWK.json;  key rotate --name N\n"
+		   "  key "
+		   "show|delete|recover|purge|show-deleted|list-versions|set-attributes|list|list-deleted|"
+		   "backup|restore\n"
+		   "  key sign --name N --alg ALG --digest B64URL;  key verify ... --digest B64URL "
+		   "--signature B64URL\n"
+		   "  key encrypt|decrypt|wrap|unwrap --name N --alg RSA1_5|RSA-OAEP|RSA-OAEP-256 --value "
+		   "B64URL\n"
+		   "usage: badge keyvault audit --vault-name V [--store URL | --data-dir DIR] [--since "
+		   "EPOCH_MS] [--limit N]\n"
+		   "session flags: --server URL --ca-file F --data-dir DIR, or "
+		   "BADGE_URL/BADGE_CA_FILE/profile; --token T\n");
 	return f == stderr ? 2 : 0;
 }
 
@@ -64,11 +73,25 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 		size_t off;
 	} strs[] = {
 #define S(f, m) {f, offsetof(struct opts, m)}
-		S("--vault-name", vault), S("--name", name), S("--version", version), S("--value", value),
-		S("--file", file), S("--content-type", content_type), S("--kty", kty), S("--curve", curve),
-		S("--alg", alg), S("--digest", digest), S("--signature", signature), S("--enabled", enabled),
-		S("--expires", expires), S("--not-before", not_before), S("--token", token), S("--store", store),
-		S("--since", since), S("--limit", limit), S("--data-dir", data_dir),
+		S("--vault-name", vault),
+		S("--name", name),
+		S("--version", version),
+		S("--value", value),
+		S("--file", file),
+		S("--content-type", content_type),
+		S("--kty", kty),
+		S("--curve", curve),
+		S("--alg", alg),
+		S("--digest", digest),
+		S("--signature", signature),
+		S("--enabled", enabled),
+		S("--expires", expires),
+		S("--not-before", not_before),
+		S("--token", token),
+		S("--store", store),
+		S("--since", since),
+		S("--limit", limit),
+		S("--data-dir", data_dir),
 #undef S
 	};
 	for (int i = 0; i < argc; i++) {
@@ -110,7 +133,8 @@ static json_t *tags_json(const struct opts *o)
 	for (size_t i = 0; i < o->ntags; i++) {
 		const char *eq = strchr(o->tags[i], '=');
 		char key[600];
-		snprintf(key, sizeof(key), "%.*s", eq ? (int)(eq - o->tags[i]) : (int)strlen(o->tags[i]), o->tags[i]);
+		snprintf(key, sizeof(key), "%.*s", eq ? (int)(eq - o->tags[i]) : (int)strlen(o->tags[i]),
+			 o->tags[i]);
 		json_object_set_new(t, key, json_string(eq ? eq + 1 : ""));
 	}
 	return t;
@@ -145,14 +169,14 @@ static int challenge_resource(struct kv *k, char *out, size_t n, struct bc_error
 	struct bc_httpc_res res;
 	bc_httpc_res_init(&res);
 	int rc = vault_url(k, "/secrets", &url);
-	struct bc_httpc_req req = {.method = "GET", .url = bc_buf_cstr(&url),
-				   .ca_file = k->s.ca_file[0] ? k->s.ca_file : NULL};
+	struct bc_httpc_req req = {
+		.method = "GET", .url = bc_buf_cstr(&url), .ca_file = k->s.ca_file[0] ? k->s.ca_file : NULL};
 	if (rc == BC_OK)
 		rc = bc_httpc_do(&req, &res, err);
 	const char *r = rc == BC_OK ? strstr(res.www_authenticate, "resource=\"") : NULL;
 	if (rc == BC_OK && (!r || res.status != 401))
-		rc = bc_error_set(err, BC_ERR_UNAVAILABLE, "the vault did not answer with a challenge (status %ld)",
-				  res.status);
+		rc = bc_error_set(err, BC_ERR_UNAVAILABLE,
+				  "the vault did not answer with a challenge (status %ld)", res.status);
 	if (rc == BC_OK) {
 		r += strlen("resource=\"");
 		const char *end = strchr(r, '"');
@@ -194,7 +218,7 @@ static int call(struct kv *k, const char *method, const char *url_or_path, const
 	if (!k->token[0] && (rc = get_token(k, err)))
 		return rc;
 	rc = strncmp(url_or_path, "https://", 8) == 0 ? bc_buf_appends(&url, url_or_path)
-						       : vault_url(k, url_or_path, &url);
+						      : vault_url(k, url_or_path, &url);
 	if (rc == BC_OK)
 		rc = bc_buf_appendf(&auth, "Authorization: Bearer %s", k->token);
 	if (rc == BC_OK && body && !(payload = json_dumps(body, JSON_COMPACT)))
@@ -204,14 +228,18 @@ static int call(struct kv *k, const char *method, const char *url_or_path, const
 		goto done;
 	}
 	const char *hdrs[] = {auth.data, "Content-Type: application/json", "Accept: application/json", NULL};
-	struct bc_httpc_req req = {.method = method, .url = url.data, .headers = hdrs, .body = payload,
+	struct bc_httpc_req req = {.method = method,
+				   .url = url.data,
+				   .headers = hdrs,
+				   .body = payload,
 				   .body_len = payload ? strlen(payload) : 0,
 				   .ca_file = k->s.ca_file[0] ? k->s.ca_file : NULL};
 	if ((rc = bc_httpc_do(&req, &res, err)))
 		goto done;
 	*status = res.status;
 	if (res.body.len && bc_json_parse(res.body.data, res.body.len, 0, out, NULL) != BC_OK)
-		*out = json_pack("{s:{s:s,s:s}}", "error", "code", "BadResponse", "message", "the vault answered with non-JSON");
+		*out = json_pack("{s:{s:s,s:s}}", "error", "code", "BadResponse", "message",
+				 "the vault answered with non-JSON");
 done:
 	if (payload) {
 		bc_wipe(payload, strlen(payload));
@@ -328,9 +356,9 @@ static int backup(struct kv *k, const char *coll)
 	uint8_t *raw = NULL;
 	size_t n = 0;
 	rc = v && bc_b64url_decode(v, strlen(v), &raw, &n, &err) == BC_OK &&
-		     bc_write_file_atomic(k->o->file, raw, n, 0600, &err) == BC_OK
-	     ? 0
-	     : cli_fail("cannot write the backup: %s", err.msg);
+			     bc_write_file_atomic(k->o->file, raw, n, 0600, &err) == BC_OK
+		     ? 0
+		     : cli_fail("cannot write the backup: %s", err.msg);
 	free(raw);
 	json_decref(out);
 	return rc;
@@ -368,8 +396,8 @@ static int common_verb(struct kv *k, const char *verb, const char *coll, const c
 		return backup(k, coll);
 	if (!strcmp(verb, "restore"))
 		return restore(k, coll);
-	static const char *const named[] = {"show", "delete", "recover", "purge", "show-deleted", "list-versions",
-					    "set-attributes"};
+	static const char *const named[] = {"show",         "delete",        "recover",       "purge",
+					    "show-deleted", "list-versions", "set-attributes"};
 	bool is_named = false;
 	for (size_t i = 0; i < sizeof(named) / sizeof(named[0]); i++)
 		is_named = is_named || !strcmp(verb, named[i]);
@@ -403,8 +431,13 @@ static int common_verb(struct kv *k, const char *verb, const char *coll, const c
 		rc = run(k, "PATCH", p, b);
 	} else {
 		/* show-deleted, recover, purge */
-		p = path_of(deleted, &(struct opts){.name = o->name}, !strcmp(verb, "recover") ? "/recover" : NULL);
-		rc = run(k, !strcmp(verb, "purge") ? "DELETE" : !strcmp(verb, "recover") ? "POST" : "GET", p, NULL);
+		p = path_of(deleted, &(struct opts){.name = o->name},
+			    !strcmp(verb, "recover") ? "/recover" : NULL);
+		rc = run(k,
+			 !strcmp(verb, "purge")     ? "DELETE"
+			 : !strcmp(verb, "recover") ? "POST"
+						    : "GET",
+			 p, NULL);
 		if (rc == 0 && !strcmp(verb, "purge"))
 			fprintf(stderr, "purged\n");
 	}
@@ -519,8 +552,8 @@ static int key_verb(struct kv *k, const char *verb)
 		if (!strcmp(op, "sign"))
 			b = json_pack("{s:s,s:s}", "alg", o->alg, "value", o->digest ? o->digest : "");
 		else if (!strcmp(op, "verify"))
-			b = json_pack("{s:s,s:s,s:s}", "alg", o->alg, "digest", o->digest ? o->digest : "", "value",
-				      o->signature ? o->signature : "");
+			b = json_pack("{s:s,s:s,s:s}", "alg", o->alg, "digest", o->digest ? o->digest : "",
+				      "value", o->signature ? o->signature : "");
 		else
 			b = json_pack("{s:s,s:s}", "alg", o->alg, "value", o->value ? o->value : "");
 		char suffix[32];
@@ -562,8 +595,8 @@ static int audit(const struct opts *o)
 		return cli_fail("audit reads the server's store: give --store URL or --data-dir DIR");
 	if (bc_store_open(&st, store, &err) != BC_OK)
 		return cli_fail("%s", err.msg);
-	rc = vault_audit_read(st, o->vault, o->since ? strtoll(o->since, NULL, 10) : 0, o->limit ? atoi(o->limit) : 1000,
-			      print_record, NULL, &err);
+	rc = vault_audit_read(st, o->vault, o->since ? strtoll(o->since, NULL, 10) : 0,
+			      o->limit ? atoi(o->limit) : 1000, print_record, NULL, &err);
 	bc_store_free(st);
 	return rc == BC_OK ? 0 : cli_fail("%s", err.msg);
 }

@@ -19,16 +19,16 @@
 #include "core/util.h"
 #include "vault/vault_int.h"
 
-#define BATCH_MAX 1024
+#define BATCH_MAX        1024
 #define SWEEP_INTERVAL_S 60
 
 struct vault_audit {
 	struct bc_store *st; /* borrowed */
 	pthread_t thread;
 	pthread_mutex_t mu;
-	pthread_cond_t cv;      /* writer: work or stop */
-	pthread_cond_t space;   /* producers: room in the queue */
-	pthread_cond_t flushed; /* waiters of vault_audit_flush */
+	pthread_cond_t cv;            /* writer: work or stop */
+	pthread_cond_t space;         /* producers: room in the queue */
+	pthread_cond_t flushed;       /* waiters of vault_audit_flush */
 	struct vault_audit_rec *ring; /* owned, VAULT_LIMIT_AUDIT_QUEUE entries */
 	size_t head, count;
 	uint64_t enqueued, committed; /* sequence numbers for flush */
@@ -36,9 +36,9 @@ struct vault_audit {
 	int64_t last_sweep;
 };
 
-static const char insert_sql[] =
-	"INSERT INTO vault_audit (id, time_ms, vault, operation, object, oid, appid, xms_mirid, client_ip, status,"
-	" duration_ms, request_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+static const char insert_sql[] = "INSERT INTO vault_audit (id, time_ms, vault, operation, object, oid, "
+				 "appid, xms_mirid, client_ip, status,"
+				 " duration_ms, request_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
 
 static struct bc_param opt(const char *s)
 {
@@ -59,15 +59,16 @@ static void id_init(void)
 	bc_hex(b, sizeof(b), id_prefix);
 }
 
-int vault_audit_insert(struct bc_store *st, struct bc_txn *txn, const struct vault_audit_rec *r, struct bc_error *err)
+int vault_audit_insert(struct bc_store *st, struct bc_txn *txn, const struct vault_audit_rec *r,
+		       struct bc_error *err)
 {
 	char id[48];
 	pthread_once(&id_once, id_init);
 	snprintf(id, sizeof(id), "%s-%" PRIx64, id_prefix, atomic_fetch_add(&id_counter, 1));
 	struct bc_param p[] = {
-		BC_PTEXT(id), BC_PINT(r->time_ms), BC_PTEXT(r->vault), BC_PTEXT(r->operation), opt(r->object),
-		opt(r->oid), opt(r->appid), opt(r->xms_mirid), opt(r->client_ip), BC_PINT(r->status),
-		BC_PINT(r->duration_ms), opt(r->request_id),
+		BC_PTEXT(id),      BC_PINT(r->time_ms), BC_PTEXT(r->vault),      BC_PTEXT(r->operation),
+		opt(r->object),    opt(r->oid),         opt(r->appid),           opt(r->xms_mirid),
+		opt(r->client_ip), BC_PINT(r->status),  BC_PINT(r->duration_ms), opt(r->request_id),
 	};
 	return bc_store_exec(st, txn, insert_sql, p, sizeof(p) / sizeof(p[0]), NULL, NULL, NULL, err);
 }
@@ -88,7 +89,8 @@ static void write_batch(struct vault_audit *a, struct vault_audit_rec *batch, si
 		bc_txn_rollback(txn);
 		if (rc == BC_OK)
 			return;
-		bc_log_error("vault: audit write failed (attempt %d, %zu records): %s", attempt + 1, n, err.msg);
+		bc_log_error("vault: audit write failed (attempt %d, %zu records): %s", attempt + 1, n,
+			     err.msg);
 		struct timespec ts = {0, 50 * 1000 * 1000};
 		nanosleep(&ts, NULL);
 	}
@@ -241,8 +243,8 @@ static int read_row(void *ctx, const struct bc_row *row)
 	time_t secs = (time_t)(ms / 1000);
 	struct tm tm;
 	gmtime_r(&secs, &tm);
-	snprintf(when, sizeof(when), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
-		 tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ms % 1000));
+	snprintf(when, sizeof(when), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+		 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ms % 1000));
 	json_object_set_new(o, "time", json_string(when));
 	json_object_set_new(o, "timeMs", json_integer(ms));
 	set_text(o, "vault", row, 1);
@@ -270,8 +272,10 @@ int vault_audit_read(struct bc_store *st, const char *vault, int64_t since_ms, i
 	lv[i] = '\0';
 	struct read_ctx r = {.fn = fn, .ctx = ctx};
 	struct bc_param p[] = {BC_PTEXT(lv), BC_PINT(since_ms), BC_PINT(limit > 0 ? limit : 1000)};
-	return bc_store_exec(st, NULL,
-			     "SELECT time_ms, vault, operation, object, oid, appid, xms_mirid, client_ip, status, duration_ms,"
-			     " request_id FROM vault_audit WHERE vault = ? AND time_ms >= ? ORDER BY time_ms, id LIMIT ?",
-			     p, 3, read_row, &r, NULL, err);
+	return bc_store_exec(
+		st, NULL,
+		"SELECT time_ms, vault, operation, object, oid, appid, xms_mirid, client_ip, status, "
+		"duration_ms,"
+		" request_id FROM vault_audit WHERE vault = ? AND time_ms >= ? ORDER BY time_ms, id LIMIT ?",
+		p, 3, read_row, &r, NULL, err);
 }

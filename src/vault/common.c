@@ -14,10 +14,12 @@
 
 const struct vault_kind *vault_kind_of(const struct vreq *q)
 {
-	return q->route->category && strcmp(q->route->category, "keys") == 0 ? &vault_kind_key : &vault_kind_secret;
+	return q->route->category && strcmp(q->route->category, "keys") == 0 ? &vault_kind_key
+									     : &vault_kind_secret;
 }
 
-void vault_aad(char *out, size_t n, const char *kind, const char *vault, const char *name, const char *version)
+void vault_aad(char *out, size_t n, const char *kind, const char *vault, const char *name,
+	       const char *version)
 {
 	size_t i = (size_t)snprintf(out, n, "%s/%s/", kind, vault);
 	for (size_t j = 0; name[j] && i + 1 < n; j++, i++)
@@ -31,8 +33,10 @@ void vault_aad(char *out, size_t n, const char *kind, const char *vault, const c
 void vault_not_found(struct vreq *q, const struct vault_kind *k)
 {
 	vault_error(q, 404, k->not_found, NULL,
-		    "A %s with (name/id) %s%s%s was not found in this key vault. If you recently deleted this %s you may be "
-		    "able to recover it using the correct recovery command. For help resolving this issue, please see "
+		    "A %s with (name/id) %s%s%s was not found in this key vault. If you recently deleted "
+		    "this %s you may be "
+		    "able to recover it using the correct recovery command. For help resolving this issue, "
+		    "please see "
 		    "https://go.microsoft.com/fwlink/?linkid=2125182",
 		    k->noun, q->name ? q->name : "", q->version && *q->version ? "/" : "",
 		    q->version && *q->version ? q->version : "", k->noun);
@@ -111,11 +115,13 @@ static void list_common(struct vreq *q, bool deleted, bool versions)
 			vault_error(q, 400, "BadParameter", NULL, "Invalid value for $skiptoken");
 			return;
 		}
-		rc = vault_obj_versions(q->v->st, q->vkey, k->kind, q->name, seq, p.limit + 1, page_row, &p, &err);
+		rc = vault_obj_versions(q->v->st, q->vkey, k->kind, q->name, seq, p.limit + 1, page_row, &p,
+					&err);
 		snprintf(path, sizeof(path), "/%s/%s/versions", k->collection, q->name);
 		vault_audit_object(q, k->collection, q->name, NULL);
 	} else {
-		rc = vault_obj_list(q->v->st, q->vkey, k->kind, deleted, after, p.limit + 1, page_row, &p, &err);
+		rc = vault_obj_list(q->v->st, q->vkey, k->kind, deleted, after, p.limit + 1, page_row, &p,
+				    &err);
 		snprintf(path, sizeof(path), "/%s", deleted ? k->deleted : k->collection);
 	}
 	if (rc != BC_OK) {
@@ -269,7 +275,8 @@ void vault_op_purge(struct vreq *q)
 	vault_audit_object(q, k->deleted, q->name, NULL);
 	if (q->info.purge_protection) {
 		vault_error(q, 403, "Forbidden", "PurgeProtectionEnabled",
-			    "Operation \"purge\" is not allowed because purge protection is enabled for this vault. Key Vault "
+			    "Operation \"purge\" is not allowed because purge protection is enabled for this "
+			    "vault. Key Vault "
 			    "service will automatically purge it after the retention period has passed.");
 		return;
 	}
@@ -306,7 +313,8 @@ static int backup_row(void *ctx, const struct vault_row *r)
 		return 1;
 	}
 	vault_aad(aad, sizeof(aad), b->k->kind, b->q->vkey, r->name, r->version);
-	if (r->sealed && (b->rc = vault_open(b->q->v->crypt, b->q->vkey, aad, r->sealed, &pt, &ptlen, b->err)) != BC_OK)
+	if (r->sealed &&
+	    (b->rc = vault_open(b->q->v->crypt, b->q->vkey, aad, r->sealed, &pt, &ptlen, b->err)) != BC_OK)
 		return 1;
 	json_t *o = json_object();
 	json_object_set_new(o, "version", json_string(r->version));
@@ -358,12 +366,13 @@ void vault_op_backup(struct vreq *q)
 	json_object_set_new(top, "name", json_string(latest.name));
 	json_object_set_new(top, "latest", json_string(latest.version));
 	json_object_set_new(top, "versions", b.versions);
-	rc = vault_obj_versions(q->v->st, q->vkey, k->kind, q->name, 0, VAULT_LIMIT_BACKUP_VERSIONS + 1, backup_row, &b,
-				&err);
+	rc = vault_obj_versions(q->v->st, q->vkey, k->kind, q->name, 0, VAULT_LIMIT_BACKUP_VERSIONS + 1,
+				backup_row, &b, &err);
 	if (rc == BC_OK)
 		rc = b.rc;
 	if (rc == BC_ERR_LIMIT) {
-		vault_error(q, 400, "BadParameter", NULL, "The %s has more than %d versions and cannot be backed up", k->noun,
+		vault_error(q, 400, "BadParameter", NULL,
+			    "The %s has more than %d versions and cannot be backed up", k->noun,
 			    VAULT_LIMIT_BACKUP_VERSIONS);
 		goto done;
 	}
@@ -384,7 +393,8 @@ done:
 	/* The payloads in top are plaintext: wipe them before they go back to the allocator. */
 	size_t i;
 	json_t *o;
-	json_array_foreach(b.versions, i, o) {
+	json_array_foreach(b.versions, i, o)
+	{
 		json_t *p = json_object_get(o, "payload");
 		if (p)
 			bc_wipe((char *)json_string_value(p), json_string_length(p));
@@ -411,12 +421,14 @@ static int restore_txn(struct vreq *q, struct bc_txn *txn, void *ctx, struct bc_
 		return rc;
 	if (exists) {
 		vault_error(q, 409, "Conflict", NULL,
-			    "There was a conflict restoring the %s '%s/%s/%s'. The %s already exists%s.", r->k->noun, q->base,
-			    r->k->collection, r->name, r->k->noun, deleted ? " in a deleted but recoverable state" : "");
+			    "There was a conflict restoring the %s '%s/%s/%s'. The %s already exists%s.",
+			    r->k->noun, q->base, r->k->collection, r->name, r->k->noun,
+			    deleted ? " in a deleted but recoverable state" : "");
 		return BC_OK;
 	}
 	for (size_t i = 0; i < r->n; i++)
-		if ((rc = vault_obj_put_raw(q->v->st, txn, q->vkey, r->k->kind, &r->rows[i], i == r->latest, err)) != BC_OK)
+		if ((rc = vault_obj_put_raw(q->v->st, txn, q->vkey, r->k->kind, &r->rows[i], i == r->latest,
+					    err)) != BC_OK)
 			return rc;
 	vault_reply(q, r->k->bundle(q, &r->rows[r->latest], NULL));
 	return BC_OK;
@@ -442,7 +454,8 @@ static int restore_parse(struct vreq *q, const struct vault_kind *k, const char 
 		goto done;
 	}
 	r->latest = SIZE_MAX;
-	json_array_foreach(vs, i, o) {
+	json_array_foreach(vs, i, o)
+	{
 		struct vault_row *row = &r->rows[r->n++];
 		const char *ver = bc_json_str(o, "version"), *payload = bc_json_str(o, "payload");
 		if (!ver || !vault_version_valid(ver))
@@ -457,8 +470,11 @@ static int restore_parse(struct vreq *q, const struct vault_kind *k, const char 
 		row->exp = bc_json_int(o, "exp", 0);
 		row->created = bc_json_int(o, "created", 0);
 		row->updated = bc_json_int(o, "updated", 0);
-#define DUP(field, key) \
-	if (bc_json_str(o, key) && !(row->field = strdup(bc_json_str(o, key)))) { rc = BC_ERR_NOMEM; goto done; }
+#define DUP(field, key)                                                                                      \
+	if (bc_json_str(o, key) && !(row->field = strdup(bc_json_str(o, key)))) {                            \
+		rc = BC_ERR_NOMEM;                                                                           \
+		goto done;                                                                                   \
+	}
 		DUP(content_type, "contentType")
 		DUP(tags, "tags")
 		DUP(kty, "kty")
@@ -470,7 +486,8 @@ static int restore_parse(struct vreq *q, const struct vault_kind *k, const char 
 		if (payload) {
 			char aad[BC_LIMIT_NAME + 200];
 			vault_aad(aad, sizeof(aad), k->kind, q->vkey, name, ver);
-			if ((rc = vault_seal(q->v->crypt, q->vkey, aad, payload, strlen(payload), &row->sealed, err)) != BC_OK)
+			if ((rc = vault_seal(q->v->crypt, q->vkey, aad, payload, strlen(payload),
+					     &row->sealed, err)) != BC_OK)
 				goto done;
 			rc = BC_ERR_INVALID;
 		}
@@ -479,7 +496,8 @@ static int restore_parse(struct vreq *q, const struct vault_kind *k, const char 
 		rc = BC_OK;
 done:
 	if (top) {
-		json_array_foreach(vs, i, o) {
+		json_array_foreach(vs, i, o)
+		{
 			json_t *p = json_object_get(o, "payload");
 			if (json_is_string(p))
 				bc_wipe((char *)json_string_value(p), json_string_length(p));
@@ -497,7 +515,8 @@ void vault_op_restore(struct vreq *q)
 	uint8_t *blob = NULL, *doc = NULL;
 	size_t bloblen = 0, doclen = 0;
 	struct restore_ctx r = {.k = k};
-	if (vault_parse_value_b64(q->req->body, q->req->body_len, VAULT_LIMIT_BACKUP_BODY, &blob, &bloblen, &f) != BC_OK) {
+	if (vault_parse_value_b64(q->req->body, q->req->body_len, VAULT_LIMIT_BACKUP_BODY, &blob, &bloblen,
+				  &f) != BC_OK) {
 		vault_fail_reply(q, &f);
 		return;
 	}

@@ -23,11 +23,11 @@
 #include "core/util.h"
 #include "vault/vault_int.h"
 
-#define KEY_LEN 32
-#define NONCE_LEN 12
-#define TAG_LEN 16
-#define MASTER_MAX 4096
-#define SEAL_MAGIC "v1"
+#define KEY_LEN      32
+#define NONCE_LEN    12
+#define TAG_LEN      16
+#define MASTER_MAX   4096
+#define SEAL_MAGIC   "v1"
 #define BACKUP_MAGIC "BADGEBK1"
 
 struct dek {
@@ -130,24 +130,29 @@ static int master_load(const char *path, uint8_t **key, size_t *n, struct bc_err
 	uint8_t fresh[KEY_LEN];
 	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (fd >= 0) {
-		int ok = bc_random(fresh, sizeof(fresh)) == BC_OK && write(fd, fresh, sizeof(fresh)) == (ssize_t)sizeof(fresh) &&
-			 fsync(fd) == 0;
+		int ok = bc_random(fresh, sizeof(fresh)) == BC_OK &&
+			 write(fd, fresh, sizeof(fresh)) == (ssize_t)sizeof(fresh) && fsync(fd) == 0;
 		close(fd);
 		bc_wipe(fresh, sizeof(fresh));
 		if (!ok) {
 			unlink(path);
-			return bc_error_set(err, BC_ERR_IO, "cannot create master key file %s: %s", path, strerror(errno));
+			return bc_error_set(err, BC_ERR_IO, "cannot create master key file %s: %s", path,
+					    strerror(errno));
 		}
 		bc_log_info("vault: created master key file %s", path);
 	} else if (errno != EEXIST) {
-		return bc_error_set(err, BC_ERR_IO, "cannot create master key file %s: %s", path, strerror(errno));
+		return bc_error_set(err, BC_ERR_IO, "cannot create master key file %s: %s", path,
+				    strerror(errno));
 	}
 	struct stat sb;
 	if (stat(path, &sb) != 0)
-		return bc_error_set(err, BC_ERR_IO, "cannot stat master key file %s: %s", path, strerror(errno));
+		return bc_error_set(err, BC_ERR_IO, "cannot stat master key file %s: %s", path,
+				    strerror(errno));
 	if (sb.st_mode & 077)
-		return bc_error_set(err, BC_ERR_INVALID, "master key file %s is accessible by group or others (mode %o, want 0600)",
-				    path, (unsigned)(sb.st_mode & 0777));
+		return bc_error_set(
+			err, BC_ERR_INVALID,
+			"master key file %s is accessible by group or others (mode %o, want 0600)", path,
+			(unsigned)(sb.st_mode & 0777));
 	char *data = NULL;
 	size_t len = 0;
 	int rc = bc_read_file(path, MASTER_MAX, &data, &len, err);
@@ -156,15 +161,17 @@ static int master_load(const char *path, uint8_t **key, size_t *n, struct bc_err
 	if (len < KEY_LEN) {
 		bc_wipe(data, len);
 		free(data);
-		return bc_error_set(err, BC_ERR_INVALID, "master key file %s is too short (%zu bytes, want at least %d)",
-				    path, len, KEY_LEN);
+		return bc_error_set(err, BC_ERR_INVALID,
+				    "master key file %s is too short (%zu bytes, want at least %d)", path,
+				    len, KEY_LEN);
 	}
 	*key = (uint8_t *)data;
 	*n = len;
 	return BC_OK;
 }
 
-int vault_crypt_new(struct vault_crypt **out, const char *master_key_file, struct bc_store *st, struct bc_error *err)
+int vault_crypt_new(struct vault_crypt **out, const char *master_key_file, struct bc_store *st,
+		    struct bc_error *err)
 {
 	if (!master_key_file || !*master_key_file)
 		return bc_error_set(err, BC_ERR_INVALID, "vault: no master key file configured");
@@ -253,7 +260,8 @@ static int dek_unwrap(struct vault_crypt *c, const char *vault, const char *wrap
 	if (rc == BC_OK)
 		memcpy(key, pt, KEY_LEN);
 	else if (rc == BC_ERR_CRYPTO)
-		bc_error_set(err, BC_ERR_CRYPTO, "data key of vault %s does not open with this master key", vault);
+		bc_error_set(err, BC_ERR_CRYPTO, "data key of vault %s does not open with this master key",
+			     vault);
 	if (pt) {
 		bc_wipe(pt, ptlen);
 		free(pt);
@@ -262,13 +270,15 @@ static int dek_unwrap(struct vault_crypt *c, const char *vault, const char *wrap
 	return rc;
 }
 
-static int dek_get(struct vault_crypt *c, const char *vault, bool create, uint8_t key[KEY_LEN], struct bc_error *err)
+static int dek_get(struct vault_crypt *c, const char *vault, bool create, uint8_t key[KEY_LEN],
+		   struct bc_error *err)
 {
 	if (dek_cached(c, vault, key))
 		return BC_OK;
 	char *wrapped = NULL;
 	struct bc_param p[] = {BC_PTEXT(vault)};
-	int rc = bc_store_get_text(c->st, NULL, "SELECT dek FROM vault_deks WHERE vault = ?", p, 1, &wrapped, err);
+	int rc = bc_store_get_text(c->st, NULL, "SELECT dek FROM vault_deks WHERE vault = ?", p, 1, &wrapped,
+				   err);
 	if (rc != BC_OK)
 		return rc;
 	if (!wrapped) {
@@ -280,15 +290,18 @@ static int dek_get(struct vault_crypt *c, const char *vault, bool create, uint8_
 		char aad[BC_LIMIT_NAME + 32];
 		struct bc_buf b64 = {0};
 		snprintf(aad, sizeof(aad), "dek:%s", vault);
-		rc = bc_random(fresh, KEY_LEN) == BC_OK ? BC_OK : bc_error_set(err, BC_ERR_CRYPTO, "no randomness");
+		rc = bc_random(fresh, KEY_LEN) == BC_OK ? BC_OK
+							: bc_error_set(err, BC_ERR_CRYPTO, "no randomness");
 		if (rc == BC_OK)
 			rc = gcm_seal(c->kek, aad, strlen(aad), fresh, KEY_LEN, sealed, err);
 		if (rc == BC_OK)
 			rc = bc_b64_encode(sealed, sizeof(sealed), &b64);
 		if (rc == BC_OK) {
-			struct bc_param ip[] = {BC_PTEXT(vault), BC_PTEXT(bc_buf_cstr(&b64)), BC_PINT(bc_now())};
-			rc = bc_store_exec(c->st, NULL, "INSERT INTO vault_deks (vault, dek, created) VALUES (?, ?, ?)", ip,
-					   3, NULL, NULL, NULL, err);
+			struct bc_param ip[] = {BC_PTEXT(vault), BC_PTEXT(bc_buf_cstr(&b64)),
+						BC_PINT(bc_now())};
+			rc = bc_store_exec(c->st, NULL,
+					   "INSERT INTO vault_deks (vault, dek, created) VALUES (?, ?, ?)",
+					   ip, 3, NULL, NULL, NULL, err);
 		}
 		bc_buf_release(&b64);
 		if (rc == BC_OK) {
@@ -298,7 +311,8 @@ static int dek_get(struct vault_crypt *c, const char *vault, bool create, uint8_
 		bc_wipe(fresh, sizeof(fresh));
 		if (rc != BC_ERR_EXISTS)
 			return rc;
-		rc = bc_store_get_text(c->st, NULL, "SELECT dek FROM vault_deks WHERE vault = ?", p, 1, &wrapped, err);
+		rc = bc_store_get_text(c->st, NULL, "SELECT dek FROM vault_deks WHERE vault = ?", p, 1,
+				       &wrapped, err);
 		if (rc != BC_OK)
 			return rc;
 		if (!wrapped)
@@ -311,8 +325,8 @@ static int dek_get(struct vault_crypt *c, const char *vault, bool create, uint8_
 	return rc;
 }
 
-int vault_seal(struct vault_crypt *c, const char *vault, const char *aad, const void *pt, size_t n, char **out,
-	       struct bc_error *err)
+int vault_seal(struct vault_crypt *c, const char *vault, const char *aad, const void *pt, size_t n,
+	       char **out, struct bc_error *err)
 {
 	uint8_t key[KEY_LEN];
 	uint8_t *buf = NULL;

@@ -91,7 +91,8 @@ static int put_txn(struct vreq *q, struct bc_txn *txn, void *ctx, struct bc_erro
 	int rc = vault_obj_put(q->v->st, txn, q->vkey, VAULT_KIND_KEY, &p->row, err);
 	if (rc == BC_ERR_FORBIDDEN) {
 		vault_error(q, 409, "Conflict", "ObjectIsDeletedButRecoverable",
-			    "Key %s is currently in a deleted but recoverable state, and its name cannot be reused; in this "
+			    "Key %s is currently in a deleted but recoverable state, and its name cannot be "
+			    "reused; in this "
 			    "state, the key can only be recovered or purged.",
 			    q->name);
 		return BC_OK;
@@ -102,15 +103,16 @@ static int put_txn(struct vreq *q, struct bc_txn *txn, void *ctx, struct bc_erro
 }
 
 /* Fills row from a key (sealing its private part) and stores it as a new version. */
-static void store_key(struct vreq *q, const struct bc_jwk *k, const char *kty, unsigned ops, const json_t *tags,
-		      const char *tags_text, const struct vault_attrs *attrs)
+static void store_key(struct vreq *q, const struct bc_jwk *k, const char *kty, unsigned ops,
+		      const json_t *tags, const char *tags_text, const struct vault_attrs *attrs)
 {
 	struct put_ctx p = {0};
 	struct vault_row *r = &p.row;
 	struct bc_error err = {0};
 	char aad[BC_LIMIT_NAME + 200];
 	char *priv_text = NULL;
-	json_t *pub = bc_jwk_to_jansson(k, false), *priv = bc_jwk_to_jansson(k, true), *opsj = vault_key_ops_json(ops);
+	json_t *pub = bc_jwk_to_jansson(k, false), *priv = bc_jwk_to_jansson(k, true),
+	       *opsj = vault_key_ops_json(ops);
 	snprintf(r->name, sizeof(r->name), "%s", q->name);
 	if (!pub || !priv || !opsj || bc_random_hex32(r->version) != BC_OK) {
 		vault_internal(q, NULL);
@@ -125,7 +127,9 @@ static void store_key(struct vreq *q, const struct bc_jwk *k, const char *kty, u
 	r->has_exp = attrs && attrs->has_exp;
 	r->exp = attrs ? attrs->exp : 0;
 	r->created = r->updated = bc_now();
-	r->tags = tags ? json_dumps(tags, JSON_COMPACT | JSON_SORT_KEYS) : tags_text ? strdup(tags_text) : NULL;
+	r->tags = tags        ? json_dumps(tags, JSON_COMPACT | JSON_SORT_KEYS)
+		  : tags_text ? strdup(tags_text)
+			      : NULL;
 	r->kty = strdup(kty);
 	r->key_ops = json_dumps(opsj, JSON_COMPACT);
 	r->pub = json_dumps(pub, JSON_COMPACT);
@@ -199,8 +203,8 @@ static void key_import(struct vreq *q)
 	}
 	if (!jwk || bc_jwk_from_jansson(&k, jwk, &err) != BC_OK || !bc_jwk_is_private(k) ||
 	    (strcmp(in.kty, "RSA") == 0 && (bc_jwk_bits(k) < 2048 || bc_jwk_bits(k) > 4096))) {
-		vault_error(q, 400, "BadParameter", NULL, "The imported key is not a valid %s private key%s", in.kty,
-			    strcmp(in.kty, "RSA") == 0 ? " of 2048 to 4096 bits" : "");
+		vault_error(q, 400, "BadParameter", NULL, "The imported key is not a valid %s private key%s",
+			    in.kty, strcmp(in.kty, "RSA") == 0 ? " of 2048 to 4096 bits" : "");
 		goto done;
 	}
 	kty_name(kty, sizeof(kty), in.kty, in.hsm);
@@ -241,7 +245,8 @@ static void key_rotate(struct vreq *q)
 		vault_internal(q, &err);
 		return;
 	}
-	if (load_pub(&r, &pub, &err) != BC_OK || bc_jwk_generate(&k, bc_jwk_kty(pub), bc_jwk_bits(pub), &err) != BC_OK) {
+	if (load_pub(&r, &pub, &err) != BC_OK ||
+	    bc_jwk_generate(&k, bc_jwk_kty(pub), bc_jwk_bits(pub), &err) != BC_OK) {
 		vault_internal(q, &err);
 		goto done;
 	}
@@ -289,12 +294,13 @@ static int update_txn(struct vreq *q, struct bc_txn *txn, void *ctx, struct bc_e
 	if (in->has_ops) {
 		unsigned allowed = r.kty && strncmp(r.kty, "EC", 2) == 0
 					   ? (VAULT_OP_SIGN | VAULT_OP_VERIFY)
-					   : (VAULT_OP_ENCRYPT | VAULT_OP_DECRYPT | VAULT_OP_SIGN | VAULT_OP_VERIFY |
-					      VAULT_OP_WRAP | VAULT_OP_UNWRAP);
+					   : (VAULT_OP_ENCRYPT | VAULT_OP_DECRYPT | VAULT_OP_SIGN |
+					      VAULT_OP_VERIFY | VAULT_OP_WRAP | VAULT_OP_UNWRAP);
 		json_t *opsj = vault_key_ops_json(in->ops);
 		if (in->ops & ~allowed) {
 			json_decref(opsj);
-			vault_error(q, 400, "BadParameter", NULL, "Property key_ops has an operation not supported by key type %s",
+			vault_error(q, 400, "BadParameter", NULL,
+				    "Property key_ops has an operation not supported by key type %s",
 				    r.kty ? r.kty : "");
 			vault_row_release(&r);
 			return BC_OK;
@@ -343,16 +349,13 @@ static void key_update(struct vreq *q)
 
 enum crypt_op { C_SIGN, C_VERIFY, C_ENCRYPT, C_DECRYPT, C_WRAP, C_UNWRAP };
 static const struct {
-	const char *name;  /* as in "Operation sign is not permitted" */
+	const char *name; /* as in "Operation sign is not permitted" */
 	unsigned bit;
 	bool private_key;
 } cops[] = {
-	[C_SIGN] = {"sign", VAULT_OP_SIGN, true},
-	[C_VERIFY] = {"verify", VAULT_OP_VERIFY, false},
-	[C_ENCRYPT] = {"encrypt", VAULT_OP_ENCRYPT, false},
-	[C_DECRYPT] = {"decrypt", VAULT_OP_DECRYPT, true},
-	[C_WRAP] = {"wrapKey", VAULT_OP_WRAP, false},
-	[C_UNWRAP] = {"unwrapKey", VAULT_OP_UNWRAP, true},
+	[C_SIGN] = {"sign", VAULT_OP_SIGN, true},           [C_VERIFY] = {"verify", VAULT_OP_VERIFY, false},
+	[C_ENCRYPT] = {"encrypt", VAULT_OP_ENCRYPT, false}, [C_DECRYPT] = {"decrypt", VAULT_OP_DECRYPT, true},
+	[C_WRAP] = {"wrapKey", VAULT_OP_WRAP, false},       [C_UNWRAP] = {"unwrapKey", VAULT_OP_UNWRAP, true},
 };
 
 /* RSA encryption padding of a Key Vault algorithm name. */
@@ -389,13 +392,16 @@ static int rsa_crypt(const struct bc_jwk *k, const char *alg, bool encrypt, cons
 	int rc = BC_ERR_INVALID;
 	if (!ctx || (encrypt ? EVP_PKEY_encrypt_init(ctx) : EVP_PKEY_decrypt_init(ctx)) != 1 ||
 	    EVP_PKEY_CTX_set_rsa_padding(ctx, padding) != 1 ||
-	    (md && (EVP_PKEY_CTX_set_rsa_oaep_md(ctx, md) != 1 || EVP_PKEY_CTX_set_rsa_mgf1_md(ctx, md) != 1))) {
+	    (md &&
+	     (EVP_PKEY_CTX_set_rsa_oaep_md(ctx, md) != 1 || EVP_PKEY_CTX_set_rsa_mgf1_md(ctx, md) != 1))) {
 		rc = bc_error_openssl(err, BC_ERR_CRYPTO, "rsa setup");
 		goto done;
 	}
-	if ((encrypt ? EVP_PKEY_encrypt(ctx, NULL, &len, in, n) : EVP_PKEY_decrypt(ctx, NULL, &len, in, n)) != 1 ||
+	if ((encrypt ? EVP_PKEY_encrypt(ctx, NULL, &len, in, n) : EVP_PKEY_decrypt(ctx, NULL, &len, in, n)) !=
+		    1 ||
 	    !(buf = malloc(len ? len : 1)) ||
-	    (encrypt ? EVP_PKEY_encrypt(ctx, buf, &len, in, n) : EVP_PKEY_decrypt(ctx, buf, &len, in, n)) != 1) {
+	    (encrypt ? EVP_PKEY_encrypt(ctx, buf, &len, in, n) : EVP_PKEY_decrypt(ctx, buf, &len, in, n)) !=
+		    1) {
 		ERR_clear_error();
 		rc = bc_error_set(err, BC_ERR_INVALID, "the input is not valid for %s with this key", alg);
 		goto done;
@@ -435,8 +441,8 @@ static void crypto_op(struct vreq *q, enum crypt_op op)
 	if (!vault_usable(q, &r, "key", cops[op].name))
 		goto done;
 	if (!(ops_of(&r) & cops[op].bit)) {
-		vault_error(q, 403, "Forbidden", "KeyOperationForbidden", "Operation %s is not permitted on this key.",
-			    cops[op].name);
+		vault_error(q, 403, "Forbidden", "KeyOperationForbidden",
+			    "Operation %s is not permitted on this key.", cops[op].name);
 		goto done;
 	}
 	if (vault_parse_key_op(q->req->body, q->req->body_len, op == C_VERIFY, &in, &f) != BC_OK) {
@@ -446,7 +452,8 @@ static void crypto_op(struct vreq *q, enum crypt_op op)
 	if (cops[op].private_key) {
 		char aad[BC_LIMIT_NAME + 200];
 		vault_aad(aad, sizeof(aad), VAULT_KIND_KEY, q->vkey, r.name, r.version);
-		rc = r.sealed ? vault_open(q->v->crypt, q->vkey, aad, r.sealed, &priv, &privlen, &err) : BC_ERR_INTERNAL;
+		rc = r.sealed ? vault_open(q->v->crypt, q->vkey, aad, r.sealed, &priv, &privlen, &err)
+			      : BC_ERR_INTERNAL;
 		if (rc == BC_OK)
 			rc = bc_jwk_from_json(&k, (const char *)priv, privlen, &err);
 	} else {
@@ -462,12 +469,14 @@ static void crypto_op(struct vreq *q, enum crypt_op op)
 		const uint8_t *digest = op == C_SIGN ? in.value : in.digest;
 		size_t dlen = op == C_SIGN ? in.value_len : in.digest_len;
 		if (!md || !bc_jwk_alg_allowed(k, in.alg)) {
-			vault_error(q, 400, "BadParameter", NULL, "Algorithm %s is not valid for this key.", in.alg);
+			vault_error(q, 400, "BadParameter", NULL, "Algorithm %s is not valid for this key.",
+				    in.alg);
 			goto done;
 		}
 		if ((size_t)EVP_MD_get_size(md) != dlen) {
-			vault_error(q, 400, "BadParameter", NULL, "Invalid digest length for algorithm %s: expected %d bytes.",
-				    in.alg, EVP_MD_get_size(md));
+			vault_error(q, 400, "BadParameter", NULL,
+				    "Invalid digest length for algorithm %s: expected %d bytes.", in.alg,
+				    EVP_MD_get_size(md));
 			goto done;
 		}
 		if (op == C_SIGN) {
@@ -557,12 +566,15 @@ static void rng(struct vreq *q)
 /* ---- routes ---------------------------------------------------------------------------- */
 
 #define K "keys"
-#define KEY_OP_ROUTE(op, opname, perm, fn)                                                              \
-	{"POST", "/keys/{name}/{version}/" op, opname, K, perm, fn, VAULT_LIMIT_BODY, false}
+#define KEY_OP_ROUTE(op, opname, perm, fn)                                                                   \
+	{                                                                                                    \
+		"POST", "/keys/{name}/{version}/" op, opname, K, perm, fn, VAULT_LIMIT_BODY, false           \
+	}
 /* Literal segments first: the adapter takes the first route that matches. */
 const struct vroute vault_key_routes[] = {
 	{"GET", "/keys", "KeyList", K, "list", vault_op_list, 0, false},
-	{"POST", "/keys/restore", "KeyRestore", K, "restore", vault_op_restore, VAULT_LIMIT_BACKUP_BODY, true},
+	{"POST", "/keys/restore", "KeyRestore", K, "restore", vault_op_restore, VAULT_LIMIT_BACKUP_BODY,
+	 true},
 	{"GET", "/keys/{name}/versions", "KeyListVersions", K, "list", vault_op_versions, 0, false},
 	{"POST", "/keys/{name}/create", "KeyCreate", K, "create", key_create, VAULT_LIMIT_BODY, true},
 	{"POST", "/keys/{name}/backup", "KeyBackup", K, "backup", vault_op_backup, VAULT_LIMIT_BODY, false},
@@ -582,7 +594,8 @@ const struct vroute vault_key_routes[] = {
 	{"GET", "/deletedkeys", "KeyListDeleted", K, "list", vault_op_list_deleted, 0, false},
 	{"GET", "/deletedkeys/{name}", "KeyGetDeleted", K, "get", vault_op_get_deleted, 0, false},
 	{"DELETE", "/deletedkeys/{name}", "KeyPurge", K, "purge", vault_op_purge, 0, true},
-	{"POST", "/deletedkeys/{name}/recover", "KeyRecover", K, "recover", vault_op_recover, VAULT_LIMIT_BODY, true},
+	{"POST", "/deletedkeys/{name}/recover", "KeyRecover", K, "recover", vault_op_recover,
+	 VAULT_LIMIT_BODY, true},
 	{"POST", "/rng", "GetRandomBytes", NULL, NULL, rng, VAULT_LIMIT_BODY, false},
 };
 const size_t vault_key_nroutes = sizeof(vault_key_routes) / sizeof(vault_key_routes[0]);

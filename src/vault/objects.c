@@ -56,10 +56,12 @@ void vault_row_release(struct vault_row *r)
 	memset(r, 0, sizeof(*r));
 }
 
-#define ROW_COLS                                                                                      \
-	"o.name, v.version, v.seq, v.enabled, v.nbf, v.exp, v.created, v.updated, v.content_type, v.tags," \
+#define ROW_COLS                                                                                             \
+	"o.name, v.version, v.seq, v.enabled, v.nbf, v.exp, v.created, v.updated, v.content_type, v.tags,"   \
 	" v.sealed, v.kty, v.key_ops, v.pub, o.deleted, o.deleted_date, o.purge_date"
-#define ROW_JOIN " FROM vault_objects o JOIN vault_versions v ON v.vault = o.vault AND v.kind = o.kind AND v.lname = o.lname"
+#define ROW_JOIN                                                                                             \
+	" FROM vault_objects o JOIN vault_versions v ON v.vault = o.vault AND v.kind = o.kind AND v.lname "  \
+	"= o.lname"
 
 static char *dup_col(const struct bc_row *row, int i)
 {
@@ -106,8 +108,9 @@ static int get_cb(void *ctx, const struct bc_row *row)
 	return 1;
 }
 
-int vault_obj_get(struct bc_store *st, struct bc_txn *txn, const char *vault, const char *kind, const char *name,
-		  const char *version, bool deleted, struct vault_row *out, struct bc_error *err)
+int vault_obj_get(struct bc_store *st, struct bc_txn *txn, const char *vault, const char *kind,
+		  const char *name, const char *version, bool deleted, struct vault_row *out,
+		  struct bc_error *err)
 {
 	char lname[BC_LIMIT_NAME + 1], lver[33];
 	struct vault_row r;
@@ -116,16 +119,19 @@ int vault_obj_get(struct bc_store *st, struct bc_txn *txn, const char *vault, co
 	lower(lname, name, sizeof(lname));
 	if (version && *version) {
 		lower(lver, version, sizeof(lver));
-		struct bc_param p[] = {BC_PTEXT(vault), BC_PTEXT(kind), BC_PTEXT(lname), BC_PINT(deleted), BC_PTEXT(lver)};
+		struct bc_param p[] = {BC_PTEXT(vault), BC_PTEXT(kind), BC_PTEXT(lname), BC_PINT(deleted),
+				       BC_PTEXT(lver)};
 		rc = bc_store_exec(st, txn,
 				   "SELECT " ROW_COLS ROW_JOIN
-				   " WHERE o.vault = ? AND o.kind = ? AND o.lname = ? AND o.deleted = ? AND v.version = ?",
+				   " WHERE o.vault = ? AND o.kind = ? AND o.lname = ? AND o.deleted = ? AND "
+				   "v.version = ?",
 				   p, 5, get_cb, &g, NULL, err);
 	} else {
 		struct bc_param p[] = {BC_PTEXT(vault), BC_PTEXT(kind), BC_PTEXT(lname), BC_PINT(deleted)};
 		rc = bc_store_exec(st, txn,
 				   "SELECT " ROW_COLS ROW_JOIN
-				   " AND v.version = o.latest WHERE o.vault = ? AND o.kind = ? AND o.lname = ? AND o.deleted = ?",
+				   " AND v.version = o.latest WHERE o.vault = ? AND o.kind = ? AND o.lname = "
+				   "? AND o.deleted = ?",
 				   p, 4, get_cb, &g, NULL, err);
 	}
 	if (rc != BC_OK) {
@@ -159,39 +165,43 @@ int vault_obj_list(struct bc_store *st, const char *vault, const char *kind, boo
 		   int limit, vault_row_cb fn, void *ctx, struct bc_error *err)
 {
 	struct list_ctx l = {.fn = fn, .ctx = ctx};
-	struct bc_param p[] = {BC_PTEXT(vault), BC_PTEXT(kind), BC_PINT(deleted), BC_PTEXT(after ? after : ""),
-			       BC_PINT(limit)};
-	return bc_store_exec(st, NULL,
-			     "SELECT " ROW_COLS ROW_JOIN
-			     " AND v.version = o.latest WHERE o.vault = ? AND o.kind = ? AND o.deleted = ? AND o.lname > ?"
-			     " ORDER BY o.lname LIMIT ?",
-			     p, 5, list_cb, &l, NULL, err);
+	struct bc_param p[] = {BC_PTEXT(vault), BC_PTEXT(kind), BC_PINT(deleted),
+			       BC_PTEXT(after ? after : ""), BC_PINT(limit)};
+	return bc_store_exec(
+		st, NULL,
+		"SELECT " ROW_COLS ROW_JOIN
+		" AND v.version = o.latest WHERE o.vault = ? AND o.kind = ? AND o.deleted = ? AND o.lname > ?"
+		" ORDER BY o.lname LIMIT ?",
+		p, 5, list_cb, &l, NULL, err);
 }
 
-int vault_obj_versions(struct bc_store *st, const char *vault, const char *kind, const char *name, int64_t after_seq,
-		       int limit, vault_row_cb fn, void *ctx, struct bc_error *err)
+int vault_obj_versions(struct bc_store *st, const char *vault, const char *kind, const char *name,
+		       int64_t after_seq, int limit, vault_row_cb fn, void *ctx, struct bc_error *err)
 {
 	char lname[BC_LIMIT_NAME + 1];
 	struct list_ctx l = {.fn = fn, .ctx = ctx};
 	lower(lname, name, sizeof(lname));
-	struct bc_param p[] = {BC_PTEXT(vault), BC_PTEXT(kind), BC_PTEXT(lname), BC_PINT(after_seq), BC_PINT(limit)};
-	return bc_store_exec(st, NULL,
-			     "SELECT " ROW_COLS ROW_JOIN
-			     " WHERE o.vault = ? AND o.kind = ? AND o.lname = ? AND o.deleted = 0 AND v.seq > ?"
-			     " ORDER BY v.seq LIMIT ?",
-			     p, 5, list_cb, &l, NULL, err);
+	struct bc_param p[] = {BC_PTEXT(vault), BC_PTEXT(kind), BC_PTEXT(lname), BC_PINT(after_seq),
+			       BC_PINT(limit)};
+	return bc_store_exec(
+		st, NULL,
+		"SELECT " ROW_COLS ROW_JOIN
+		" WHERE o.vault = ? AND o.kind = ? AND o.lname = ? AND o.deleted = 0 AND v.seq > ?"
+		" ORDER BY v.seq LIMIT ?",
+		p, 5, list_cb, &l, NULL, err);
 }
 
-int vault_obj_exists(struct bc_store *st, struct bc_txn *txn, const char *vault, const char *kind, const char *name,
-		     bool *exists, bool *deleted, struct bc_error *err)
+int vault_obj_exists(struct bc_store *st, struct bc_txn *txn, const char *vault, const char *kind,
+		     const char *name, bool *exists, bool *deleted, struct bc_error *err)
 {
 	char lname[BC_LIMIT_NAME + 1];
 	int64_t del = 0;
 	bool found = false;
 	lower(lname, name, sizeof(lname));
 	struct bc_param p[] = {BC_PTEXT(vault), BC_PTEXT(kind), BC_PTEXT(lname)};
-	int rc = bc_store_get_int(st, txn, "SELECT deleted FROM vault_objects WHERE vault = ? AND kind = ? AND lname = ?",
-				  p, 3, &del, &found, err);
+	int rc = bc_store_get_int(
+		st, txn, "SELECT deleted FROM vault_objects WHERE vault = ? AND kind = ? AND lname = ?", p, 3,
+		&del, &found, err);
 	if (rc != BC_OK)
 		return rc;
 	*exists = found;
@@ -210,32 +220,48 @@ int vault_obj_put_raw(struct bc_store *st, struct bc_txn *txn, const char *vault
 	char lname[BC_LIMIT_NAME + 1];
 	lower(lname, r->name, sizeof(lname));
 	struct bc_param p[] = {
-		BC_PTEXT(vault), BC_PTEXT(kind), BC_PTEXT(lname), BC_PTEXT(r->version), BC_PINT(r->seq),
-		BC_PINT(r->enabled), opt_int(r->has_nbf, r->nbf), opt_int(r->has_exp, r->exp), BC_PINT(r->created),
-		BC_PINT(r->updated), BC_PTEXT(r->content_type), BC_PTEXT(r->tags), BC_PTEXT(r->sealed),
-		BC_PTEXT(r->kty), BC_PTEXT(r->key_ops), BC_PTEXT(r->pub),
+		BC_PTEXT(vault),
+		BC_PTEXT(kind),
+		BC_PTEXT(lname),
+		BC_PTEXT(r->version),
+		BC_PINT(r->seq),
+		BC_PINT(r->enabled),
+		opt_int(r->has_nbf, r->nbf),
+		opt_int(r->has_exp, r->exp),
+		BC_PINT(r->created),
+		BC_PINT(r->updated),
+		BC_PTEXT(r->content_type),
+		BC_PTEXT(r->tags),
+		BC_PTEXT(r->sealed),
+		BC_PTEXT(r->kty),
+		BC_PTEXT(r->key_ops),
+		BC_PTEXT(r->pub),
 	};
-	int rc = bc_store_exec(st, txn,
-			       "INSERT INTO vault_versions (vault, kind, lname, version, seq, enabled, nbf, exp, created,"
-			       " updated, content_type, tags, sealed, kty, key_ops, pub)"
-			       " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-			       p, 16, NULL, NULL, NULL, err);
+	int rc = bc_store_exec(
+		st, txn,
+		"INSERT INTO vault_versions (vault, kind, lname, version, seq, enabled, nbf, exp, created,"
+		" updated, content_type, tags, sealed, kty, key_ops, pub)"
+		" VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+		p, 16, NULL, NULL, NULL, err);
 	if (rc != BC_OK || !latest)
 		return rc;
 	struct bc_param up[] = {BC_PTEXT(r->version), BC_PTEXT(vault), BC_PTEXT(kind), BC_PTEXT(lname)};
 	int64_t changes = 0;
-	rc = bc_store_exec(st, txn, "UPDATE vault_objects SET latest = ? WHERE vault = ? AND kind = ? AND lname = ?", up, 4,
-			   NULL, NULL, &changes, err);
+	rc = bc_store_exec(st, txn,
+			   "UPDATE vault_objects SET latest = ? WHERE vault = ? AND kind = ? AND lname = ?",
+			   up, 4, NULL, NULL, &changes, err);
 	if (rc != BC_OK || changes > 0)
 		return rc;
-	struct bc_param ip[] = {BC_PTEXT(vault), BC_PTEXT(kind), BC_PTEXT(lname), BC_PTEXT(r->name), BC_PTEXT(r->version)};
+	struct bc_param ip[] = {BC_PTEXT(vault), BC_PTEXT(kind), BC_PTEXT(lname), BC_PTEXT(r->name),
+				BC_PTEXT(r->version)};
 	return bc_store_exec(st, txn,
-			     "INSERT INTO vault_objects (vault, kind, lname, name, latest, deleted) VALUES (?, ?, ?, ?, ?, 0)",
+			     "INSERT INTO vault_objects (vault, kind, lname, name, latest, deleted) VALUES "
+			     "(?, ?, ?, ?, ?, 0)",
 			     ip, 5, NULL, NULL, NULL, err);
 }
 
-int vault_obj_put(struct bc_store *st, struct bc_txn *txn, const char *vault, const char *kind, struct vault_row *r,
-		  struct bc_error *err)
+int vault_obj_put(struct bc_store *st, struct bc_txn *txn, const char *vault, const char *kind,
+		  struct vault_row *r, struct bc_error *err)
 {
 	bool exists = false, deleted = false;
 	char lname[BC_LIMIT_NAME + 1];
@@ -250,7 +276,8 @@ int vault_obj_put(struct bc_store *st, struct bc_txn *txn, const char *vault, co
 	if (exists) {
 		struct bc_param p[] = {BC_PTEXT(vault), BC_PTEXT(kind), BC_PTEXT(lname)};
 		rc = bc_store_get_int(st, txn,
-				      "SELECT COALESCE(MAX(seq), 0) FROM vault_versions WHERE vault = ? AND kind = ? AND lname = ?",
+				      "SELECT COALESCE(MAX(seq), 0) FROM vault_versions WHERE vault = ? AND "
+				      "kind = ? AND lname = ?",
 				      p, 3, &seq, &found, err);
 		if (rc != BC_OK)
 			return rc;
@@ -265,40 +292,52 @@ int vault_obj_update(struct bc_store *st, struct bc_txn *txn, const char *vault,
 	char lname[BC_LIMIT_NAME + 1];
 	lower(lname, r->name, sizeof(lname));
 	struct bc_param p[] = {
-		BC_PINT(r->enabled), opt_int(r->has_nbf, r->nbf), opt_int(r->has_exp, r->exp), BC_PINT(r->updated),
-		BC_PTEXT(r->content_type), BC_PTEXT(r->tags), BC_PTEXT(r->key_ops),
-		BC_PTEXT(vault), BC_PTEXT(kind), BC_PTEXT(lname), BC_PTEXT(r->version),
+		BC_PINT(r->enabled),
+		opt_int(r->has_nbf, r->nbf),
+		opt_int(r->has_exp, r->exp),
+		BC_PINT(r->updated),
+		BC_PTEXT(r->content_type),
+		BC_PTEXT(r->tags),
+		BC_PTEXT(r->key_ops),
+		BC_PTEXT(vault),
+		BC_PTEXT(kind),
+		BC_PTEXT(lname),
+		BC_PTEXT(r->version),
 	};
 	int64_t changes = 0;
-	int rc = bc_store_exec(st, txn,
-			       "UPDATE vault_versions SET enabled = ?, nbf = ?, exp = ?, updated = ?, content_type = ?,"
-			       " tags = ?, key_ops = ? WHERE vault = ? AND kind = ? AND lname = ? AND version = ?",
-			       p, 11, NULL, NULL, &changes, err);
+	int rc = bc_store_exec(
+		st, txn,
+		"UPDATE vault_versions SET enabled = ?, nbf = ?, exp = ?, updated = ?, content_type = ?,"
+		" tags = ?, key_ops = ? WHERE vault = ? AND kind = ? AND lname = ? AND version = ?",
+		p, 11, NULL, NULL, &changes, err);
 	if (rc == BC_OK && changes == 0)
 		rc = bc_error_set(err, BC_ERR_NOT_FOUND, "%s version not found", kind);
 	return rc;
 }
 
-static int delete_all(struct bc_store *st, struct bc_txn *txn, const char *vault, const char *kind, const char *lname,
-		      struct bc_error *err)
+static int delete_all(struct bc_store *st, struct bc_txn *txn, const char *vault, const char *kind,
+		      const char *lname, struct bc_error *err)
 {
 	struct bc_param p[] = {BC_PTEXT(vault), BC_PTEXT(kind), BC_PTEXT(lname)};
-	int rc = bc_store_exec(st, txn, "DELETE FROM vault_versions WHERE vault = ? AND kind = ? AND lname = ?", p, 3,
+	int rc = bc_store_exec(st, txn,
+			       "DELETE FROM vault_versions WHERE vault = ? AND kind = ? AND lname = ?", p, 3,
 			       NULL, NULL, NULL, err);
 	if (rc == BC_OK)
-		rc = bc_store_exec(st, txn, "DELETE FROM vault_objects WHERE vault = ? AND kind = ? AND lname = ?", p, 3,
-				   NULL, NULL, NULL, err);
+		rc = bc_store_exec(st, txn,
+				   "DELETE FROM vault_objects WHERE vault = ? AND kind = ? AND lname = ?", p,
+				   3, NULL, NULL, NULL, err);
 	return rc;
 }
 
-int vault_obj_delete(struct bc_store *st, struct bc_txn *txn, const char *vault, const char *kind, const char *name,
-		     int64_t deleted_date, int64_t purge_date, struct bc_error *err)
+int vault_obj_delete(struct bc_store *st, struct bc_txn *txn, const char *vault, const char *kind,
+		     const char *name, int64_t deleted_date, int64_t purge_date, struct bc_error *err)
 {
 	char lname[BC_LIMIT_NAME + 1];
 	lower(lname, name, sizeof(lname));
 	if (purge_date == 0)
 		return delete_all(st, txn, vault, kind, lname, err);
-	struct bc_param p[] = {BC_PINT(deleted_date), BC_PINT(purge_date), BC_PTEXT(vault), BC_PTEXT(kind), BC_PTEXT(lname)};
+	struct bc_param p[] = {BC_PINT(deleted_date), BC_PINT(purge_date), BC_PTEXT(vault), BC_PTEXT(kind),
+			       BC_PTEXT(lname)};
 	int64_t changes = 0;
 	int rc = bc_store_exec(st, txn,
 			       "UPDATE vault_objects SET deleted = 1, deleted_date = ?, purge_date = ?"
@@ -309,8 +348,8 @@ int vault_obj_delete(struct bc_store *st, struct bc_txn *txn, const char *vault,
 	return rc;
 }
 
-int vault_obj_recover(struct bc_store *st, struct bc_txn *txn, const char *vault, const char *kind, const char *name,
-		      struct bc_error *err)
+int vault_obj_recover(struct bc_store *st, struct bc_txn *txn, const char *vault, const char *kind,
+		      const char *name, struct bc_error *err)
 {
 	char lname[BC_LIMIT_NAME + 1];
 	lower(lname, name, sizeof(lname));
@@ -325,8 +364,8 @@ int vault_obj_recover(struct bc_store *st, struct bc_txn *txn, const char *vault
 	return rc;
 }
 
-int vault_obj_purge(struct bc_store *st, struct bc_txn *txn, const char *vault, const char *kind, const char *name,
-		    struct bc_error *err)
+int vault_obj_purge(struct bc_store *st, struct bc_txn *txn, const char *vault, const char *kind,
+		    const char *name, struct bc_error *err)
 {
 	bool exists = false, deleted = false;
 	char lname[BC_LIMIT_NAME + 1];
@@ -348,12 +387,13 @@ int vault_obj_sweep(struct bc_store *st, int64_t now, struct bc_error *err)
 		return rc;
 	rc = bc_store_exec(st, txn,
 			   "DELETE FROM vault_versions WHERE EXISTS (SELECT 1 FROM vault_objects o WHERE"
-			   " o.vault = vault_versions.vault AND o.kind = vault_versions.kind AND o.lname = vault_versions.lname"
+			   " o.vault = vault_versions.vault AND o.kind = vault_versions.kind AND o.lname = "
+			   "vault_versions.lname"
 			   " AND o.deleted = 1 AND o.purge_date <= ?)",
 			   p, 1, NULL, NULL, NULL, err);
 	if (rc == BC_OK)
-		rc = bc_store_exec(st, txn, "DELETE FROM vault_objects WHERE deleted = 1 AND purge_date <= ?", p, 1, NULL,
-				   NULL, NULL, err);
+		rc = bc_store_exec(st, txn, "DELETE FROM vault_objects WHERE deleted = 1 AND purge_date <= ?",
+				   p, 1, NULL, NULL, NULL, err);
 	if (rc != BC_OK) {
 		bc_txn_rollback(txn);
 		return rc;

@@ -64,9 +64,13 @@ bool vault_api_version_known(const char *s)
 {
 	/* What the Key Vault clients of the last years send (JS, Python, .NET, Java, Go, az). */
 	static const char *const known[] = {
-		"2015-06-01", "2016-10-01", "7.0", "7.1", "7.2", "7.3", "7.4", "7.5", "7.6",
-		"7.0-preview", "7.1-preview", "7.2-preview", "7.3-preview", "7.4-preview.1",
-		"7.5-preview.1", "7.6-preview.1", "7.6-preview.2", "2025-06-01-preview", "2025-07-01",
+		"2015-06-01",    "2016-10-01",    "7.0",
+		"7.1",           "7.2",           "7.3",
+		"7.4",           "7.5",           "7.6",
+		"7.0-preview",   "7.1-preview",   "7.2-preview",
+		"7.3-preview",   "7.4-preview.1", "7.5-preview.1",
+		"7.6-preview.1", "7.6-preview.2", "2025-06-01-preview",
+		"2025-07-01",
 	};
 	if (!s)
 		return false;
@@ -97,14 +101,15 @@ int vault_parse_bearer(const char *hdr, const char **tok, size_t *len)
 	/* A compact JWS: base64url and exactly two dots (a table lookup per byte: this runs on
 	 * every request). */
 	static const unsigned char b64url[256] = {
-		['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1, ['6'] = 1, ['7'] = 1, ['8'] = 1,
-		['9'] = 1, ['-'] = 1, ['_'] = 1, ['.'] = 2,
-		['A'] = 1, ['B'] = 1, ['C'] = 1, ['D'] = 1, ['E'] = 1, ['F'] = 1, ['G'] = 1, ['H'] = 1, ['I'] = 1,
-		['J'] = 1, ['K'] = 1, ['L'] = 1, ['M'] = 1, ['N'] = 1, ['O'] = 1, ['P'] = 1, ['Q'] = 1, ['R'] = 1,
-		['S'] = 1, ['T'] = 1, ['U'] = 1, ['V'] = 1, ['W'] = 1, ['X'] = 1, ['Y'] = 1, ['Z'] = 1,
-		['a'] = 1, ['b'] = 1, ['c'] = 1, ['d'] = 1, ['e'] = 1, ['f'] = 1, ['g'] = 1, ['h'] = 1, ['i'] = 1,
-		['j'] = 1, ['k'] = 1, ['l'] = 1, ['m'] = 1, ['n'] = 1, ['o'] = 1, ['p'] = 1, ['q'] = 1, ['r'] = 1,
-		['s'] = 1, ['t'] = 1, ['u'] = 1, ['v'] = 1, ['w'] = 1, ['x'] = 1, ['y'] = 1, ['z'] = 1,
+		['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1, ['6'] = 1, ['7'] = 1,
+		['8'] = 1, ['9'] = 1, ['-'] = 1, ['_'] = 1, ['.'] = 2, ['A'] = 1, ['B'] = 1, ['C'] = 1,
+		['D'] = 1, ['E'] = 1, ['F'] = 1, ['G'] = 1, ['H'] = 1, ['I'] = 1, ['J'] = 1, ['K'] = 1,
+		['L'] = 1, ['M'] = 1, ['N'] = 1, ['O'] = 1, ['P'] = 1, ['Q'] = 1, ['R'] = 1, ['S'] = 1,
+		['T'] = 1, ['U'] = 1, ['V'] = 1, ['W'] = 1, ['X'] = 1, ['Y'] = 1, ['Z'] = 1, ['a'] = 1,
+		['b'] = 1, ['c'] = 1, ['d'] = 1, ['e'] = 1, ['f'] = 1, ['g'] = 1, ['h'] = 1, ['i'] = 1,
+		['j'] = 1, ['k'] = 1, ['l'] = 1, ['m'] = 1, ['n'] = 1, ['o'] = 1, ['p'] = 1, ['q'] = 1,
+		['r'] = 1, ['s'] = 1, ['t'] = 1, ['u'] = 1, ['v'] = 1, ['w'] = 1, ['x'] = 1, ['y'] = 1,
+		['z'] = 1,
 	};
 	size_t dots = 0;
 	unsigned bad = 0;
@@ -176,7 +181,8 @@ static int parse_attrs(const json_t *doc, struct vault_attrs *a, struct vault_fa
 		return BC_ERR_INVALID;
 	json_t *exportable = json_object_get(at, "exportable");
 	if (exportable && json_is_true(exportable))
-		return fail(f, 400, "BadParameter", "Exportable keys require a release policy, which this vault does not support");
+		return fail(f, 400, "BadParameter",
+			    "Exportable keys require a release policy, which this vault does not support");
 	return BC_OK;
 }
 
@@ -192,11 +198,14 @@ static int parse_tags(const json_t *doc, json_t **tags, struct vault_fail *f)
 		return fail(f, 400, "BadParameter", "Too many tags: at most %d are allowed", BC_LIMIT_TAGS);
 	const char *k;
 	json_t *v;
-	json_object_foreach(t, k, v) {
+	json_object_foreach(t, k, v)
+	{
 		if (!json_is_string(v))
 			return fail(f, 400, "BadParameter", "Tag values must be strings");
-		if (k[0] == '\0' || strlen(k) > VAULT_LIMIT_TAG_NAME || json_string_length(v) > VAULT_LIMIT_TAG_VALUE)
-			return fail(f, 400, "BadParameter", "Tag names are limited to %d characters and values to %d",
+		if (k[0] == '\0' || strlen(k) > VAULT_LIMIT_TAG_NAME ||
+		    json_string_length(v) > VAULT_LIMIT_TAG_VALUE)
+			return fail(f, 400, "BadParameter",
+				    "Tag names are limited to %d characters and values to %d",
 				    VAULT_LIMIT_TAG_NAME, VAULT_LIMIT_TAG_VALUE);
 	}
 	*tags = t;
@@ -252,7 +261,8 @@ bad:
 	return BC_ERR_INVALID;
 }
 
-static const char *const op_names[] = {"encrypt", "decrypt", "sign", "verify", "wrapKey", "unwrapKey", "import", "export"};
+static const char *const op_names[] = {"encrypt", "decrypt",   "sign",   "verify",
+				       "wrapKey", "unwrapKey", "import", "export"};
 
 const char *vault_key_op_name(unsigned op)
 {
@@ -269,7 +279,8 @@ int vault_parse_key_ops(const json_t *arr, unsigned *ops)
 	unsigned bits = 0;
 	if (!json_is_array(arr))
 		return BC_ERR_INVALID;
-	json_array_foreach(arr, i, e) {
+	json_array_foreach(arr, i, e)
+	{
 		const char *s = json_string_value(e);
 		unsigned bit = 0;
 		if (!s)
@@ -336,7 +347,8 @@ static int crv_bits(const char *crv)
 }
 
 /* key_ops, tags, attributes: shared by create, import and update. */
-static int parse_key_common(const json_t *doc, const json_t *ops_src, struct vault_key_input *in, struct vault_fail *f)
+static int parse_key_common(const json_t *doc, const json_t *ops_src, struct vault_key_input *in,
+			    struct vault_fail *f)
 {
 	json_t *ops = json_object_get(ops_src, "key_ops");
 	if (ops && !json_is_null(ops)) {
@@ -358,8 +370,8 @@ static int check_ops_for_kty(struct vault_key_input *in, struct vault_fail *f)
 						      : (VAULT_OP_ENCRYPT | VAULT_OP_DECRYPT | VAULT_OP_SIGN |
 							 VAULT_OP_VERIFY | VAULT_OP_WRAP | VAULT_OP_UNWRAP);
 	if (in->has_ops && (in->ops & ~allowed))
-		return fail(f, 400, "BadParameter", "Property key_ops has an operation not supported by key type %s",
-			    in->kty);
+		return fail(f, 400, "BadParameter",
+			    "Property key_ops has an operation not supported by key type %s", in->kty);
 	if (!in->has_ops)
 		in->ops = allowed;
 	return BC_OK;
@@ -371,7 +383,8 @@ int vault_parse_key_create(const char *body, size_t len, struct vault_key_input 
 	if (parse_doc(body, len, VAULT_LIMIT_BODY, &in.doc, f) != BC_OK)
 		return BC_ERR_INVALID;
 	if (parse_kty(bc_json_str(in.doc, "kty"), &in) != BC_OK) {
-		fail(f, 400, "BadParameter", "Property kty has invalid value: supported are RSA, RSA-HSM, EC, EC-HSM");
+		fail(f, 400, "BadParameter",
+		     "Property kty has invalid value: supported are RSA, RSA-HSM, EC, EC-HSM");
 		goto bad;
 	}
 	json_t *ks = json_object_get(in.doc, "key_size");
@@ -379,16 +392,19 @@ int vault_parse_key_create(const char *body, size_t len, struct vault_key_input 
 	if (strcmp(in.kty, "RSA") == 0) {
 		in.bits = 2048;
 		if (ks && !json_is_null(ks)) {
-			if (!json_is_integer(ks) || (json_integer_value(ks) != 2048 && json_integer_value(ks) != 3072 &&
-						     json_integer_value(ks) != 4096)) {
-				fail(f, 400, "BadParameter", "Property key_size has invalid value: supported are 2048, 3072, 4096");
+			if (!json_is_integer(ks) ||
+			    (json_integer_value(ks) != 2048 && json_integer_value(ks) != 3072 &&
+			     json_integer_value(ks) != 4096)) {
+				fail(f, 400, "BadParameter",
+				     "Property key_size has invalid value: supported are 2048, 3072, 4096");
 				goto bad;
 			}
 			in.bits = (int)json_integer_value(ks);
 		}
 		json_t *pe = json_object_get(in.doc, "public_exponent");
 		if (pe && !json_is_null(pe) && (!json_is_integer(pe) || json_integer_value(pe) != 65537)) {
-			fail(f, 400, "BadParameter", "Property public_exponent has invalid value: only 65537 is supported");
+			fail(f, 400, "BadParameter",
+			     "Property public_exponent has invalid value: only 65537 is supported");
 			goto bad;
 		}
 		if (crv && !json_is_null(crv)) {
@@ -400,7 +416,8 @@ int vault_parse_key_create(const char *body, size_t len, struct vault_key_input 
 		if (crv && !json_is_null(crv)) {
 			in.bits = crv_bits(json_string_value(crv));
 			if (in.bits <= 0) {
-				fail(f, 400, "BadParameter", "Property crv has invalid value: supported are P-256, P-384, P-521");
+				fail(f, 400, "BadParameter",
+				     "Property crv has invalid value: supported are P-256, P-384, P-521");
 				goto bad;
 			}
 		}
@@ -437,13 +454,15 @@ int vault_parse_key_import(const char *body, size_t len, struct vault_key_input 
 		goto bad;
 	}
 	if (parse_kty(bc_json_str(in.jwk, "kty"), &in) != BC_OK) {
-		fail(f, 400, "BadParameter", "Property key.kty has invalid value: supported are RSA, RSA-HSM, EC, EC-HSM");
+		fail(f, 400, "BadParameter",
+		     "Property key.kty has invalid value: supported are RSA, RSA-HSM, EC, EC-HSM");
 		goto bad;
 	}
 	if (strcmp(in.kty, "EC") == 0) {
 		in.bits = crv_bits(bc_json_str(in.jwk, "crv"));
 		if (in.bits <= 0) {
-			fail(f, 400, "BadParameter", "Property key.crv has invalid value: supported are P-256, P-384, P-521");
+			fail(f, 400, "BadParameter",
+			     "Property key.crv has invalid value: supported are P-256, P-384, P-521");
 			goto bad;
 		}
 		if (!json_is_string(json_object_get(in.jwk, "d"))) {
@@ -454,7 +473,8 @@ int vault_parse_key_import(const char *body, size_t len, struct vault_key_input 
 		static const char *const priv[] = {"n", "e", "d", "p", "q"};
 		for (size_t i = 0; i < sizeof(priv) / sizeof(priv[0]); i++)
 			if (!json_is_string(json_object_get(in.jwk, priv[i]))) {
-				fail(f, 400, "BadParameter", "The imported RSA key must include n, e, d, p and q");
+				fail(f, 400, "BadParameter",
+				     "The imported RSA key must include n, e, d, p and q");
 				goto bad;
 			}
 	}
@@ -489,7 +509,8 @@ void vault_op_input_release(struct vault_op_input *in)
 	memset(in, 0, sizeof(*in));
 }
 
-static int b64url_member(const json_t *doc, const char *key, uint8_t **out, size_t *outlen, struct vault_fail *f)
+static int b64url_member(const json_t *doc, const char *key, uint8_t **out, size_t *outlen,
+			 struct vault_fail *f)
 {
 	struct bc_error err = {0};
 	json_t *v = json_object_get(doc, key);
@@ -502,7 +523,8 @@ static int b64url_member(const json_t *doc, const char *key, uint8_t **out, size
 	return BC_OK;
 }
 
-int vault_parse_key_op(const char *body, size_t len, bool verify, struct vault_op_input *out, struct vault_fail *f)
+int vault_parse_key_op(const char *body, size_t len, bool verify, struct vault_op_input *out,
+		       struct vault_fail *f)
 {
 	struct vault_op_input in = {0};
 	json_t *doc = NULL;
@@ -556,7 +578,8 @@ int vault_parse_rng(const char *body, size_t len, int *count, struct vault_fail 
 	json_t *c = json_object_get(doc, "count");
 	int rc = BC_OK;
 	if (!json_is_integer(c) || json_integer_value(c) < 1 || json_integer_value(c) > VAULT_LIMIT_RNG)
-		rc = fail(f, 400, "BadParameter", "Property count must be an integer from 1 to %d", VAULT_LIMIT_RNG);
+		rc = fail(f, 400, "BadParameter", "Property count must be an integer from 1 to %d",
+			  VAULT_LIMIT_RNG);
 	else
 		*count = (int)json_integer_value(c);
 	json_decref(doc);

@@ -76,7 +76,8 @@ static int set_txn(struct vreq *q, struct bc_txn *txn, void *ctx, struct bc_erro
 	int rc = vault_obj_put(q->v->st, txn, q->vkey, VAULT_KIND_SECRET, &s->row, err);
 	if (rc == BC_ERR_FORBIDDEN) {
 		vault_error(q, 409, "Conflict", "ObjectIsDeletedButRecoverable",
-			    "Secret %s is currently in a deleted but recoverable state, and its name cannot be reused; in this "
+			    "Secret %s is currently in a deleted but recoverable state, and its name cannot "
+			    "be reused; in this "
 			    "state, the secret can only be recovered or purged.",
 			    q->name);
 		return BC_OK;
@@ -159,7 +160,8 @@ static void secret_get(struct vreq *q)
 	size_t len = 0;
 	char aad[BC_LIMIT_NAME + 200];
 	vault_audit_object(q, "secrets", q->name, q->version);
-	int rc = vault_obj_get(q->v->st, NULL, q->vkey, VAULT_KIND_SECRET, q->name, q->version, false, &r, &err);
+	int rc = vault_obj_get(q->v->st, NULL, q->vkey, VAULT_KIND_SECRET, q->name, q->version, false, &r,
+			       &err);
 	if (rc == BC_ERR_NOT_FOUND) {
 		vault_not_found(q, &vault_kind_secret);
 		return;
@@ -191,7 +193,8 @@ static int update_txn(struct vreq *q, struct bc_txn *txn, void *ctx, struct bc_e
 {
 	const struct vault_secret_input *in = ctx;
 	struct vault_row r;
-	int rc = vault_obj_get(q->v->st, txn, q->vkey, VAULT_KIND_SECRET, q->name, q->version, false, &r, err);
+	int rc =
+		vault_obj_get(q->v->st, txn, q->vkey, VAULT_KIND_SECRET, q->name, q->version, false, &r, err);
 	if (rc == BC_ERR_NOT_FOUND) {
 		vault_not_found(q, &vault_kind_secret);
 		return BC_OK;
@@ -245,19 +248,23 @@ static void secret_update(struct vreq *q)
 /* Literal segments first: the adapter takes the first route that matches. */
 const struct vroute vault_secret_routes[] = {
 	{"GET", "/secrets", "SecretList", S, "list", vault_op_list, 0, false},
-	{"POST", "/secrets/restore", "SecretRestore", S, "restore", vault_op_restore, VAULT_LIMIT_BACKUP_BODY, true},
+	{"POST", "/secrets/restore", "SecretRestore", S, "restore", vault_op_restore, VAULT_LIMIT_BACKUP_BODY,
+	 true},
 	{"GET", "/secrets/{name}/versions", "SecretListVersions", S, "list", vault_op_versions, 0, false},
-	{"POST", "/secrets/{name}/backup", "SecretBackup", S, "backup", vault_op_backup, VAULT_LIMIT_BODY, false},
+	{"POST", "/secrets/{name}/backup", "SecretBackup", S, "backup", vault_op_backup, VAULT_LIMIT_BODY,
+	 false},
 	{"PUT", "/secrets/{name}", "SecretSet", S, "set", secret_set, VAULT_LIMIT_SECRET_BODY, true},
 	{"GET", "/secrets/{name}", "SecretGet", S, "get", secret_get, 0, false},
 	{"GET", "/secrets/{name}/{version}", "SecretGet", S, "get", secret_get, 0, false},
 	{"PATCH", "/secrets/{name}", "SecretUpdate", S, "set", secret_update, VAULT_LIMIT_BODY, true},
-	{"PATCH", "/secrets/{name}/{version}", "SecretUpdate", S, "set", secret_update, VAULT_LIMIT_BODY, true},
+	{"PATCH", "/secrets/{name}/{version}", "SecretUpdate", S, "set", secret_update, VAULT_LIMIT_BODY,
+	 true},
 	{"DELETE", "/secrets/{name}", "SecretDelete", S, "delete", vault_op_delete, 0, true},
 	{"GET", "/deletedsecrets", "SecretListDeleted", S, "list", vault_op_list_deleted, 0, false},
 	{"GET", "/deletedsecrets/{name}", "SecretGetDeleted", S, "list", vault_op_get_deleted, 0, false},
 	{"DELETE", "/deletedsecrets/{name}", "SecretPurge", S, "purge", vault_op_purge, 0, true},
-	{"POST", "/deletedsecrets/{name}/recover", "SecretRecover", S, "recover", vault_op_recover, VAULT_LIMIT_BODY, true},
+	{"POST", "/deletedsecrets/{name}/recover", "SecretRecover", S, "recover", vault_op_recover,
+	 VAULT_LIMIT_BODY, true},
 };
 const size_t vault_secret_nroutes = sizeof(vault_secret_routes) / sizeof(vault_secret_routes[0]);
 

@@ -15,7 +15,7 @@
 #include "vault/vault_int.h"
 
 #define PATH_PREFIX "/vaults/{vault}"
-#define LATEST_API "2025-07-01"
+#define LATEST_API  "2025-07-01"
 
 /* One mounted route: the vault, the route's description and the bc_route the adapter sees. */
 struct vmount {
@@ -33,7 +33,8 @@ static void mounts_free(struct vault *v);
 
 /* ---- errors and replies ---------------------------------------------------------------- */
 
-static void error_body(struct bc_http_res *res, int http, const char *code, const char *inner, const char *msg)
+static void error_body(struct bc_http_res *res, int http, const char *code, const char *inner,
+		       const char *msg)
 {
 	json_t *e = json_object();
 	json_object_set_new(e, "code", json_string(code));
@@ -65,11 +66,11 @@ void vault_internal(struct vreq *q, const struct bc_error *err)
 	bc_log(BC_LOG_ERROR, q->req->request_id, "vault: %s %s: %s", q->req->method, q->route->operation,
 	       err ? err->msg : "internal error");
 	if (err && (err->status == BC_ERR_CONFLICT || err->status == BC_ERR_UNAVAILABLE))
-		vault_error(q, 503, "ServiceUnavailable", NULL, "The service is busy; retry the request. Request id: %s",
-			    q->req->request_id);
+		vault_error(q, 503, "ServiceUnavailable", NULL,
+			    "The service is busy; retry the request. Request id: %s", q->req->request_id);
 	else
-		vault_error(q, 500, "InternalServerError", NULL, "The service encountered an internal error. Request id: %s",
-			    q->req->request_id);
+		vault_error(q, 500, "InternalServerError", NULL,
+			    "The service encountered an internal error. Request id: %s", q->req->request_id);
 }
 
 void vault_reply(struct vreq *q, json_t *body)
@@ -149,7 +150,8 @@ int vault_page_params(struct vreq *q, int *limit, char *after, size_t after_len)
 		long n = strtol(mr, &end, 10);
 		if (*end || n < 1 || n > BC_LIMIT_PAGE_SIZE) {
 			vault_error(q, 400, "BadParameter", NULL,
-				    "Invalid value for maxresults: it must be between 1 and %d", BC_LIMIT_PAGE_SIZE);
+				    "Invalid value for maxresults: it must be between 1 and %d",
+				    BC_LIMIT_PAGE_SIZE);
 			return BC_ERR_INVALID;
 		}
 		*limit = (int)n;
@@ -158,8 +160,9 @@ int vault_page_params(struct vreq *q, int *limit, char *after, size_t after_len)
 		uint8_t *raw = NULL;
 		size_t n = 0;
 		struct bc_error err = {0};
-		if (strlen(tok) > 2 * after_len || bc_b64url_decode(tok, strlen(tok), &raw, &n, &err) != BC_OK ||
-		    n >= after_len || memchr(raw, '\0', n)) {
+		if (strlen(tok) > 2 * after_len ||
+		    bc_b64url_decode(tok, strlen(tok), &raw, &n, &err) != BC_OK || n >= after_len ||
+		    memchr(raw, '\0', n)) {
 			free(raw);
 			vault_error(q, 400, "BadParameter", NULL, "Invalid value for $skiptoken");
 			return BC_ERR_INVALID;
@@ -190,8 +193,8 @@ json_t *vault_next_link(const struct vreq *q, const char *path, const char *toke
 	char *tok = bc_b64url_encode_str(token, strlen(token));
 	link_base(q, lb, sizeof(lb));
 	json_t *j = NULL;
-	if (tok && bc_buf_appendf(&b, "%s%s?api-version=%s&$skiptoken=%s&maxresults=%d", lb, path, q->api_version, tok,
-				  limit) == BC_OK)
+	if (tok && bc_buf_appendf(&b, "%s%s?api-version=%s&$skiptoken=%s&maxresults=%d", lb, path,
+				  q->api_version, tok, limit) == BC_OK)
 		j = json_string(bc_buf_cstr(&b));
 	free(tok);
 	bc_buf_release(&b);
@@ -289,8 +292,8 @@ static bool make_base(struct vreq *q)
 static void challenge(struct vault *v, struct bc_http_res *res, const char *tenant, const char *msg)
 {
 	char hdr[1024];
-	snprintf(hdr, sizeof(hdr), "Bearer authorization=\"%s/%s\", resource=\"%s\"", dir_login_url(v->dir), tenant,
-		 v->resource);
+	snprintf(hdr, sizeof(hdr), "Bearer authorization=\"%s/%s\", resource=\"%s\"", dir_login_url(v->dir),
+		 tenant, v->resource);
 	error_body(res, 401, "Unauthorized", NULL, msg);
 	if (bc_http_res_header(res, "WWW-Authenticate", hdr) != BC_OK)
 		bc_log_error("vault: cannot add the WWW-Authenticate header");
@@ -371,8 +374,10 @@ static void audit_begin(struct vreq *q)
 	q->audit.time_ms = (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
 	q->audit.duration_ms = bc_now_ms();
 	snprintf(q->audit.operation, sizeof(q->audit.operation), "%s", q->route->operation);
-	snprintf(q->audit.client_ip, sizeof(q->audit.client_ip), "%s", q->req->client_ip ? q->req->client_ip : "");
-	snprintf(q->audit.request_id, sizeof(q->audit.request_id), "%s", q->req->request_id ? q->req->request_id : "");
+	snprintf(q->audit.client_ip, sizeof(q->audit.client_ip), "%s",
+		 q->req->client_ip ? q->req->client_ip : "");
+	snprintf(q->audit.request_id, sizeof(q->audit.request_id), "%s",
+		 q->req->request_id ? q->req->request_id : "");
 	lower_copy(q->audit.vault, q->req->ncaptures ? q->req->captures[0] : "", sizeof(q->audit.vault));
 }
 
@@ -472,7 +477,8 @@ static void vault_handle(struct bc_http_req *req, struct bc_http_res *res, void 
 	}
 	if (!vault_api_version_known(q->api_version)) {
 		vault_error(q, 400, "BadParameter", NULL,
-			    "The specified version (%.32s) is not recognized. Consider using the latest supported version (%s).",
+			    "The specified version (%.32s) is not recognized. Consider using the latest "
+			    "supported version (%s).",
 			    q->api_version, LATEST_API);
 		goto done;
 	}
@@ -481,26 +487,33 @@ static void vault_handle(struct bc_http_req *req, struct bc_http_res *res, void 
 		goto done;
 	}
 	if (q->name && !vault_name_valid(q->name)) {
-		vault_error(q, 400, "BadParameter", NULL, "The request URI contains an invalid name: %.140s", q->name);
+		vault_error(q, 400, "BadParameter", NULL, "The request URI contains an invalid name: %.140s",
+			    q->name);
 		goto done;
 	}
 	if (vm->vr->category) {
 		struct bc_error err = {0};
-		int rc = mgr_vault_authorize(q->v->mgr, &q->info, q->claims.oid, vm->vr->category, vm->vr->permission, &err);
+		int rc = mgr_vault_authorize(q->v->mgr, &q->info, q->claims.oid, vm->vr->category,
+					     vm->vr->permission, &err);
 		if (rc == BC_ERR_FORBIDDEN) {
 			if (q->info.rbac)
 				vault_error(q, 403, "Forbidden", "ForbiddenByRbac",
-					    "Caller is not authorized to perform action on resource. Caller: appid=%s;oid=%s;iss=%s/%s/ "
+					    "Caller is not authorized to perform action on resource. Caller: "
+					    "appid=%s;oid=%s;iss=%s/%s/ "
 					    "Action: 'Microsoft.KeyVault/vaults/%s/%s' Resource: '%s'",
-					    q->claims.appid, q->claims.oid, dir_login_url(q->v->dir), q->info.tenant_id,
-					    vm->vr->category, vm->vr->permission, q->info.resource_id);
+					    q->claims.appid, q->claims.oid, dir_login_url(q->v->dir),
+					    q->info.tenant_id, vm->vr->category, vm->vr->permission,
+					    q->info.resource_id);
 			else
 				vault_error(q, 403, "Forbidden", "ForbiddenByPolicy",
-					    "The user, group or application 'appid=%s;oid=%s;iss=%s/%s/' does not have %s %s "
-					    "permission on key vault '%s;location=local'. For help resolving this issue, please see "
+					    "The user, group or application 'appid=%s;oid=%s;iss=%s/%s/' "
+					    "does not have %s %s "
+					    "permission on key vault '%s;location=local'. For help resolving "
+					    "this issue, please see "
 					    "https://go.microsoft.com/fwlink/?linkid=2125287",
-					    q->claims.appid, q->claims.oid, dir_login_url(q->v->dir), q->info.tenant_id,
-					    vm->vr->category, vm->vr->permission, q->info.name);
+					    q->claims.appid, q->claims.oid, dir_login_url(q->v->dir),
+					    q->info.tenant_id, vm->vr->category, vm->vr->permission,
+					    q->info.name);
 			goto done;
 		}
 		if (rc != BC_OK) {
@@ -511,8 +524,8 @@ static void vault_handle(struct bc_http_req *req, struct bc_http_res *res, void 
 	if (q->version && *q->version && !vault_version_valid(q->version)) {
 		bool key = strcmp(vm->vr->category ? vm->vr->category : "", "keys") == 0;
 		vault_error(q, 404, key ? "KeyNotFound" : "SecretNotFound", NULL,
-			    "A %s with (name/id) %s/%.40s was not found in this key vault.", key ? "key" : "secret", q->name,
-			    q->version);
+			    "A %s with (name/id) %s/%.40s was not found in this key vault.",
+			    key ? "key" : "secret", q->name, q->version);
 		goto done;
 	}
 	vm->vr->fn(q);
@@ -535,8 +548,8 @@ static char *lower_dup(const char *s)
 	return d;
 }
 
-int vault_new(struct vault **out, struct bc_store *st, struct dir *d, struct mgr *m, const struct vault_config *cfg,
-	      struct bc_error *err)
+int vault_new(struct vault **out, struct bc_store *st, struct dir *d, struct mgr *m,
+	      const struct vault_config *cfg, struct bc_error *err)
 {
 	if (!st || !d || !m || !cfg || !cfg->vault_suffix || !*cfg->vault_suffix || !cfg->vault_resource)
 		return bc_error_set(err, BC_ERR_INVALID, "vault: incomplete configuration");
@@ -622,10 +635,13 @@ int vault_mount(struct vault *v, struct bc_http_server *srv)
 				vm->v = v;
 				vm->vr = vr;
 				vm->path_style = style == 1;
-				vm->r = (struct bc_route){.method = vr->method, .pattern = vr->pattern, .handler = vault_handle,
-							  .early = vault_early, .max_body = vr->max_body};
-				int rc = bc_http_mount(srv, style == 0 ? v->dot_suffix : NULL, style == 0 ? NULL : PATH_PREFIX,
-						       &vm->r, 1, vm);
+				vm->r = (struct bc_route){.method = vr->method,
+							  .pattern = vr->pattern,
+							  .handler = vault_handle,
+							  .early = vault_early,
+							  .max_body = vr->max_body};
+				int rc = bc_http_mount(srv, style == 0 ? v->dot_suffix : NULL,
+						       style == 0 ? NULL : PATH_PREFIX, &vm->r, 1, vm);
 				if (rc != BC_OK)
 					return rc;
 			}

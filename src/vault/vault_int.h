@@ -15,19 +15,19 @@
 #include "vault/vault.h"
 
 /* Limits of the vault's own that core/limits.h does not have yet (the lead may move them). */
-#define VAULT_LIMIT_TAG_NAME 512          /* tag name characters (Key Vault: 512) */
-#define VAULT_LIMIT_TAG_VALUE 256         /* tag value characters (Key Vault: 256) */
-#define VAULT_LIMIT_CONTENT_TYPE 255      /* contentType characters */
-#define VAULT_LIMIT_BACKUP_BODY (4 * 1024 * 1024) /* restore request body bytes */
-#define VAULT_LIMIT_BACKUP_VERSIONS 500   /* versions carried in one backup blob */
-#define VAULT_LIMIT_BODY (64 * 1024)      /* request body bytes of non-secret operations */
-#define VAULT_LIMIT_SECRET_BODY (200 * 1024) /* set-secret body: 25 KiB escaped up to 6x */
-#define VAULT_LIMIT_AUDIT_QUEUE 4096      /* audit records waiting for the writer */
-#define VAULT_AUDIT_FLUSH_MS 20           /* group-commit interval of the audit writer */
-#define VAULT_LIMIT_RNG 128               /* bytes of one getrandombytes call (Azure: 128) */
+#define VAULT_LIMIT_TAG_NAME        512               /* tag name characters (Key Vault: 512) */
+#define VAULT_LIMIT_TAG_VALUE       256               /* tag value characters (Key Vault: 256) */
+#define VAULT_LIMIT_CONTENT_TYPE    255               /* contentType characters */
+#define VAULT_LIMIT_BACKUP_BODY     (4 * 1024 * 1024) /* restore request body bytes */
+#define VAULT_LIMIT_BACKUP_VERSIONS 500               /* versions carried in one backup blob */
+#define VAULT_LIMIT_BODY            (64 * 1024)       /* request body bytes of non-secret operations */
+#define VAULT_LIMIT_SECRET_BODY     (200 * 1024)      /* set-secret body: 25 KiB escaped up to 6x */
+#define VAULT_LIMIT_AUDIT_QUEUE     4096              /* audit records waiting for the writer */
+#define VAULT_AUDIT_FLUSH_MS        20                /* group-commit interval of the audit writer */
+#define VAULT_LIMIT_RNG             128               /* bytes of one getrandombytes call (Azure: 128) */
 
 #define VAULT_KIND_SECRET "secret"
-#define VAULT_KIND_KEY "key"
+#define VAULT_KIND_KEY    "key"
 
 /* ---- parse.c: everything a peer controls ---------------------------------------------- */
 
@@ -60,12 +60,12 @@ struct vault_fail {
 };
 
 struct vault_secret_input {
-	json_t *doc;              /* owned: the parsed body (the strings below borrow from it) */
-	const char *value;        /* set only */
+	json_t *doc;       /* owned: the parsed body (the strings below borrow from it) */
+	const char *value; /* set only */
 	size_t value_len;
 	const char *content_type; /* NULL when absent */
 	bool has_content_type;
-	json_t *tags;             /* borrowed from doc, NULL when absent */
+	json_t *tags; /* borrowed from doc, NULL when absent */
 	struct vault_attrs attrs;
 };
 /* PUT secrets/{n} (require_value) and PATCH secrets/{n}/{v}. */
@@ -89,28 +89,31 @@ int vault_parse_key_ops(const json_t *arr, unsigned *ops) BC_MUST_CHECK;
 json_t *vault_key_ops_json(unsigned ops);
 
 struct vault_key_input {
-	json_t *doc;              /* owned */
-	char kty[8];              /* "RSA", "EC" (without -HSM) */
+	json_t *doc; /* owned */
+	char kty[8]; /* "RSA", "EC" (without -HSM) */
 	bool hsm;
-	int bits;                 /* RSA modulus bits or EC curve bits (256/384/521) */
+	int bits; /* RSA modulus bits or EC curve bits (256/384/521) */
 	bool has_ops;
 	unsigned ops;
-	json_t *tags;             /* borrowed, NULL when absent */
+	json_t *tags; /* borrowed, NULL when absent */
 	struct vault_attrs attrs;
-	json_t *jwk;              /* import: borrowed "key" member */
+	json_t *jwk; /* import: borrowed "key" member */
 };
 /* POST keys/{n}/create. */
-int vault_parse_key_create(const char *body, size_t len, struct vault_key_input *out, struct vault_fail *f) BC_MUST_CHECK;
+int vault_parse_key_create(const char *body, size_t len, struct vault_key_input *out,
+			   struct vault_fail *f) BC_MUST_CHECK;
 /* PUT keys/{n} (import). */
-int vault_parse_key_import(const char *body, size_t len, struct vault_key_input *out, struct vault_fail *f) BC_MUST_CHECK;
+int vault_parse_key_import(const char *body, size_t len, struct vault_key_input *out,
+			   struct vault_fail *f) BC_MUST_CHECK;
 /* PATCH keys/{n}/{v}: key_ops, attributes, tags. */
-int vault_parse_key_update(const char *body, size_t len, struct vault_key_input *out, struct vault_fail *f) BC_MUST_CHECK;
+int vault_parse_key_update(const char *body, size_t len, struct vault_key_input *out,
+			   struct vault_fail *f) BC_MUST_CHECK;
 void vault_key_input_release(struct vault_key_input *in);
 
 /* sign / verify / encrypt / decrypt / wrapkey / unwrapkey bodies. Byte fields decoded. */
 struct vault_op_input {
 	char alg[16];
-	uint8_t *value;  /* owned */
+	uint8_t *value; /* owned */
 	size_t value_len;
 	uint8_t *digest; /* owned, verify only */
 	size_t digest_len;
@@ -149,7 +152,7 @@ int vault_backup_open(struct vault_crypt *c, const char *kind, const uint8_t *bl
 /* ---- audit.c --------------------------------------------------------------------------- */
 
 struct vault_audit_rec {
-	int64_t time_ms;     /* wall clock, milliseconds */
+	int64_t time_ms; /* wall clock, milliseconds */
 	char vault[BC_LIMIT_NAME + 1];
 	char operation[32];
 	char object[BC_LIMIT_NAME + 48]; /* "secrets/NAME[/VERSION]", never a value */
@@ -184,8 +187,8 @@ struct vault_row {
 	bool has_nbf, has_exp;
 	int64_t nbf, exp, created, updated;
 	char *content_type;
-	char *tags;    /* JSON object text or NULL */
-	char *sealed;  /* secret value / private JWK, sealed */
+	char *tags;   /* JSON object text or NULL */
+	char *sealed; /* secret value / private JWK, sealed */
 	char *kty;
 	char *key_ops; /* JSON array text */
 	char *pub;     /* public JWK JSON text */
@@ -195,16 +198,18 @@ struct vault_row {
 void vault_row_release(struct vault_row *r);
 
 /* version NULL or "" = latest. include_deleted false: a deleted object is not found. */
-int vault_obj_get(struct bc_store *st, struct bc_txn *txn, const char *vault, const char *kind, const char *name,
-		  const char *version, bool deleted, struct vault_row *out, struct bc_error *err) BC_MUST_CHECK;
+int vault_obj_get(struct bc_store *st, struct bc_txn *txn, const char *vault, const char *kind,
+		  const char *name, const char *version, bool deleted, struct vault_row *out,
+		  struct bc_error *err) BC_MUST_CHECK;
 typedef int (*vault_row_cb)(void *ctx, const struct vault_row *r);
 /* Latest versions of live (deleted=false) or deleted objects, names after `after` (lower case,
  * "" from the start), at most limit rows, by name. */
 int vault_obj_list(struct bc_store *st, const char *vault, const char *kind, bool deleted, const char *after,
 		   int limit, vault_row_cb fn, void *ctx, struct bc_error *err) BC_MUST_CHECK;
 /* Versions of one live object with seq > after_seq, at most limit, by seq. */
-int vault_obj_versions(struct bc_store *st, const char *vault, const char *kind, const char *name, int64_t after_seq,
-		       int limit, vault_row_cb fn, void *ctx, struct bc_error *err) BC_MUST_CHECK;
+int vault_obj_versions(struct bc_store *st, const char *vault, const char *kind, const char *name,
+		       int64_t after_seq, int limit, vault_row_cb fn, void *ctx,
+		       struct bc_error *err) BC_MUST_CHECK;
 /* Adds a version (r->version, r->seq ignored: seq is assigned). Creates the object or moves its
  * latest pointer. BC_ERR_CONFLICT when the name is deleted-but-recoverable. */
 int vault_obj_put(struct bc_store *st, struct bc_txn *txn, const char *vault, const char *kind,
@@ -216,29 +221,30 @@ int vault_obj_put_raw(struct bc_store *st, struct bc_txn *txn, const char *vault
 int vault_obj_update(struct bc_store *st, struct bc_txn *txn, const char *vault, const char *kind,
 		     const struct vault_row *r, struct bc_error *err) BC_MUST_CHECK;
 /* Soft delete (purge_date > 0) or hard delete (purge_date == 0). */
-int vault_obj_delete(struct bc_store *st, struct bc_txn *txn, const char *vault, const char *kind, const char *name,
-		     int64_t deleted_date, int64_t purge_date, struct bc_error *err) BC_MUST_CHECK;
-int vault_obj_recover(struct bc_store *st, struct bc_txn *txn, const char *vault, const char *kind, const char *name,
-		      struct bc_error *err) BC_MUST_CHECK;
-int vault_obj_purge(struct bc_store *st, struct bc_txn *txn, const char *vault, const char *kind, const char *name,
-		    struct bc_error *err) BC_MUST_CHECK;
+int vault_obj_delete(struct bc_store *st, struct bc_txn *txn, const char *vault, const char *kind,
+		     const char *name, int64_t deleted_date, int64_t purge_date,
+		     struct bc_error *err) BC_MUST_CHECK;
+int vault_obj_recover(struct bc_store *st, struct bc_txn *txn, const char *vault, const char *kind,
+		      const char *name, struct bc_error *err) BC_MUST_CHECK;
+int vault_obj_purge(struct bc_store *st, struct bc_txn *txn, const char *vault, const char *kind,
+		    const char *name, struct bc_error *err) BC_MUST_CHECK;
 /* Removes deleted objects whose scheduled purge date has passed. */
 int vault_obj_sweep(struct bc_store *st, int64_t now, struct bc_error *err) BC_MUST_CHECK;
 /* Does the name exist (live or deleted)? */
-int vault_obj_exists(struct bc_store *st, struct bc_txn *txn, const char *vault, const char *kind, const char *name,
-		     bool *exists, bool *deleted, struct bc_error *err) BC_MUST_CHECK;
+int vault_obj_exists(struct bc_store *st, struct bc_txn *txn, const char *vault, const char *kind,
+		     const char *name, bool *exists, bool *deleted, struct bc_error *err) BC_MUST_CHECK;
 int vault_schema_migrate(struct bc_store *st, struct bc_error *err) BC_MUST_CHECK;
 
 /* ---- vault.c: the request context shared by the endpoint modules ---------------------- */
 
 struct vault {
-	struct bc_store *st;   /* borrowed */
-	struct dir *dir;       /* borrowed */
-	struct mgr *mgr;       /* borrowed */
-	char *suffix;          /* owned, lower case, no leading dot */
-	char *dot_suffix;      /* owned, "." + suffix */
-	char *resource;        /* owned */
-	char *public_port;     /* owned, ":8443" or "" */
+	struct bc_store *st;       /* borrowed */
+	struct dir *dir;           /* borrowed */
+	struct mgr *mgr;           /* borrowed */
+	char *suffix;              /* owned, lower case, no leading dot */
+	char *dot_suffix;          /* owned, "." + suffix */
+	char *resource;            /* owned */
+	char *public_port;         /* owned, ":8443" or "" */
 	struct vault_crypt *crypt; /* owned */
 	struct vault_audit *audit; /* owned */
 	_Atomic int64_t last_sweep;
@@ -256,7 +262,7 @@ struct vroute {
 	const char *permission; /* access-policy permission name */
 	vault_op_fn fn;
 	size_t max_body;
-	bool mutation;          /* audit record committed with the change */
+	bool mutation; /* audit record committed with the change */
 };
 
 struct vreq {
@@ -269,10 +275,10 @@ struct vreq {
 	char base[320];               /* "https://NAME.vault.SUFFIX[:PORT]" */
 	struct dir_claims claims;
 	const char *api_version;
-	const char *name;             /* {name} capture or NULL */
-	const char *version;          /* {version} capture, "" = latest, NULL = none */
+	const char *name;    /* {name} capture or NULL */
+	const char *version; /* {version} capture, "" = latest, NULL = none */
 	struct vault_audit_rec audit;
-	bool audit_in_txn;            /* the handler committed the record with its change */
+	bool audit_in_txn; /* the handler committed the record with its change */
 };
 
 /* Key Vault's error body {"error":{"code","message","innererror"?}}. */
@@ -300,16 +306,15 @@ json_t *vault_next_link(const struct vreq *q, const char *path, const char *toke
 /* The tags column text into a JSON object (new reference) or NULL. */
 json_t *vault_tags_json(const char *tags);
 
-
 /* ---- common.c: the operations secrets and keys share ------------------------------------ */
 
 struct vault_kind {
-	const char *kind;          /* VAULT_KIND_SECRET */
-	const char *collection;    /* "secrets" */
-	const char *deleted;       /* "deletedsecrets" */
-	const char *not_found;     /* "SecretNotFound" */
-	const char *noun;          /* "secret" */
-	const char *Noun;          /* "Secret" */
+	const char *kind;       /* VAULT_KIND_SECRET */
+	const char *collection; /* "secrets" */
+	const char *deleted;    /* "deletedsecrets" */
+	const char *not_found;  /* "SecretNotFound" */
+	const char *noun;       /* "secret" */
+	const char *Noun;       /* "Secret" */
 	/* The bundle of one version (value: the secret's plaintext or NULL). */
 	json_t *(*bundle)(struct vreq *q, const struct vault_row *r, const char *value);
 	json_t *(*item)(struct vreq *q, const struct vault_row *r, bool with_version);
@@ -319,7 +324,8 @@ extern const struct vault_kind vault_kind_key;
 const struct vault_kind *vault_kind_of(const struct vreq *q);
 
 /* AAD binding a sealed value to its place. */
-void vault_aad(char *out, size_t n, const char *kind, const char *vault, const char *name, const char *version);
+void vault_aad(char *out, size_t n, const char *kind, const char *vault, const char *name,
+	       const char *version);
 /* Adds recoveryId, deletedDate, scheduledPurgeDate to a bundle or item. */
 void vault_deleted_fields(struct vreq *q, const struct vault_kind *k, const struct vault_row *r, json_t *obj);
 void vault_not_found(struct vreq *q, const struct vault_kind *k);

@@ -44,7 +44,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	case 3:
 	case 4: {
 		struct vault_key_input in;
-		rc = which == 2 ? vault_parse_key_create(body, len, &in, &f)
+		rc = which == 2   ? vault_parse_key_create(body, len, &in, &f)
 		     : which == 3 ? vault_parse_key_import(body, len, &in, &f)
 				  : vault_parse_key_update(body, len, &in, &f);
 		if (rc == BC_OK) {

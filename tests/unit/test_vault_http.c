@@ -19,14 +19,14 @@
 #include "test.h"
 #include "vault/vault_int.h"
 
-#define LOGIN "https://login.badge.internal:8443"
-#define MGMT_URL "https://management.badge.internal:8443"
-#define MGMT "https://management.badge.internal/"
-#define VRES "https://vault.badge.internal:8443"
-#define SUFFIX "vault.badge.internal"
-#define VHOST "kv1.vault.badge.internal:8443"
-#define VBASE "https://kv1.vault.badge.internal:8443"
-#define API "?api-version=2025-07-01"
+#define LOGIN       "https://login.badge.internal:8443"
+#define MGMT_URL    "https://management.badge.internal:8443"
+#define MGMT        "https://management.badge.internal/"
+#define VRES        "https://vault.badge.internal:8443"
+#define SUFFIX      "vault.badge.internal"
+#define VHOST       "kv1.vault.badge.internal:8443"
+#define VBASE       "https://kv1.vault.badge.internal:8443"
+#define API         "?api-version=2025-07-01"
 #define SECRET_MARK "hunter2-0a1b2c3d-at-rest-marker"
 
 static char tmpdir[256];
@@ -64,7 +64,8 @@ static void resp_release(struct resp *r)
 	memset(r, 0, sizeof(*r));
 }
 
-static struct resp call(const char *method, const char *host, const char *target, const char *token, const char *body)
+static struct resp call(const char *method, const char *host, const char *target, const char *token,
+			const char *body)
 {
 	struct resp out = {0};
 	struct bc_http_kv h[4];
@@ -77,8 +78,8 @@ static struct resp call(const char *method, const char *host, const char *target
 		snprintf(auth, sizeof(auth), "Bearer %s", token);
 		h[nh++] = (struct bc_http_kv){"Authorization", auth};
 	}
-	if (bc_http_dispatch_test(srv, method, target, host, h, nh, body ? body : "", body ? strlen(body) : 0, &res) !=
-	    BC_OK)
+	if (bc_http_dispatch_test(srv, method, target, host, h, nh, body ? body : "", body ? strlen(body) : 0,
+				  &res) != BC_OK)
 		abort();
 	out.status = res.status;
 	if (res.body.len)
@@ -116,13 +117,17 @@ static void make_vault(const char *name, const char *extra_props)
 {
 	char path[512], body[2048];
 	snprintf(path, sizeof(path),
-		 "/subscriptions/%s/resourceGroups/rg1/providers/Microsoft.KeyVault/vaults/%s?api-version=2023-07-01",
+		 "/subscriptions/%s/resourceGroups/rg1/providers/Microsoft.KeyVault/vaults/"
+		 "%s?api-version=2023-07-01",
 		 mgr_default_subscription(m), name);
 	snprintf(body, sizeof(body),
-		 "{\"location\":\"local\",\"properties\":{\"tenantId\":\"%s\",\"sku\":{\"family\":\"A\",\"name\":\"standard\"},"
+		 "{\"location\":\"local\",\"properties\":{\"tenantId\":\"%s\",\"sku\":{\"family\":\"A\","
+		 "\"name\":\"standard\"},"
 		 "\"accessPolicies\":["
-		 "{\"tenantId\":\"%s\",\"objectId\":\"%s\",\"permissions\":{\"secrets\":[\"all\"],\"keys\":[\"all\"]}},"
-		 "{\"tenantId\":\"%s\",\"objectId\":\"%s\",\"permissions\":{\"secrets\":[\"get\",\"list\"],\"keys\":[\"get\",\"verify\"]}}]"
+		 "{\"tenantId\":\"%s\",\"objectId\":\"%s\",\"permissions\":{\"secrets\":[\"all\"],\"keys\":["
+		 "\"all\"]}},"
+		 "{\"tenantId\":\"%s\",\"objectId\":\"%s\",\"permissions\":{\"secrets\":[\"get\",\"list\"],"
+		 "\"keys\":[\"get\",\"verify\"]}}]"
 		 "%s}}",
 		 tenant, tenant, writer.object_id, tenant, reader.object_id, extra_props ? extra_props : "");
 	mgmt_put(path, body);
@@ -144,11 +149,19 @@ static void setup(void)
 	snprintf(key, sizeof(key), "%s/master.key", tmpdir);
 	static const char *resources[] = {MGMT, VRES};
 	static struct dir_config dc;
-	dc = (struct dir_config){.login_url = LOGIN, .token_lifetime_s = 3600, .master_key_file = strdup(key),
-				 .resources = resources, .nresources = 2, .admin_audience = MGMT};
-	static struct mgr_config mc = {.management_url = MGMT_URL, .management_resource = MGMT, .vault_suffix = SUFFIX,
-				       .vault_public_port = ":8443", .location = "local"};
-	static struct vault_config vc = {.vault_suffix = SUFFIX, .vault_resource = VRES, .public_port = ":8443"};
+	dc = (struct dir_config){.login_url = LOGIN,
+				 .token_lifetime_s = 3600,
+				 .master_key_file = strdup(key),
+				 .resources = resources,
+				 .nresources = 2,
+				 .admin_audience = MGMT};
+	static struct mgr_config mc = {.management_url = MGMT_URL,
+				       .management_resource = MGMT,
+				       .vault_suffix = SUFFIX,
+				       .vault_public_port = ":8443",
+				       .location = "local"};
+	static struct vault_config vc = {
+		.vault_suffix = SUFFIX, .vault_resource = VRES, .public_port = ":8443"};
 	vc.master_key_file = dc.master_key_file;
 	if (bc_store_open(&st, url, &err) || bc_ca_load_or_create(tmpdir, "test CA", &ca, &err))
 		goto fail;
@@ -264,9 +277,10 @@ TEST(api_versions)
 
 TEST(secrets_lifecycle)
 {
-	struct resp r = kv("PUT", "/secrets/db-password" API, tok_writer,
-			   "{\"value\":\"" SECRET_MARK "\",\"tags\":{\"a\":\"b\"},\"contentType\":\"text/plain\","
-			   "\"attributes\":{\"enabled\":true,\"exp\":4102444800}}");
+	struct resp r =
+		kv("PUT", "/secrets/db-password" API, tok_writer,
+		   "{\"value\":\"" SECRET_MARK "\",\"tags\":{\"a\":\"b\"},\"contentType\":\"text/plain\","
+		   "\"attributes\":{\"enabled\":true,\"exp\":4102444800}}");
 	REQUIRE(r.status == 200);
 	const char *id = bc_json_str(r.body, "id");
 	REQUIRE(id);
@@ -506,7 +520,8 @@ static void sign_verify(const char *name, const char *alg, const EVP_MD *md)
 	resp_release(&k);
 	k = kv("GET", path, tok_reader, NULL);
 	json_t *jwk = json_deep_copy(json_object_get(k.body, "key"));
-	json_object_set_new(jwk, "kty", json_string(strncmp(bc_json_str(jwk, "kty"), "EC", 2) == 0 ? "EC" : "RSA"));
+	json_object_set_new(jwk, "kty",
+			    json_string(strncmp(bc_json_str(jwk, "kty"), "EC", 2) == 0 ? "EC" : "RSA"));
 	json_object_del(jwk, "key_ops");
 	json_object_del(jwk, "kid");
 	CHECK(json_object_get(jwk, "d") == NULL);
@@ -544,7 +559,8 @@ static void sign_verify(const char *name, const char *alg, const EVP_MD *md)
 
 TEST(keys_create_sign)
 {
-	struct resp r = kv("POST", "/keys/rsa1/create" API, tok_writer, "{\"kty\":\"RSA\",\"key_size\":2048,\"attributes\":{}}");
+	struct resp r = kv("POST", "/keys/rsa1/create" API, tok_writer,
+			   "{\"kty\":\"RSA\",\"key_size\":2048,\"attributes\":{}}");
 	REQUIRE(r.status == 200);
 	json_t *key = json_object_get(r.body, "key");
 	CHECK_STR(bc_json_str(key, "kty"), "RSA");
@@ -556,7 +572,8 @@ TEST(keys_create_sign)
 	free(ops);
 	CHECK(json_is_false(json_object_get(json_object_get(r.body, "attributes"), "exportable")));
 	resp_release(&r);
-	r = kv("POST", "/keys/ec1/create" API, tok_writer, "{\"kty\":\"EC\",\"attributes\":{},\"crv\":\"P-256\"}");
+	r = kv("POST", "/keys/ec1/create" API, tok_writer,
+	       "{\"kty\":\"EC\",\"attributes\":{},\"crv\":\"P-256\"}");
 	REQUIRE(r.status == 200);
 	CHECK_STR(bc_json_str(json_object_get(r.body, "key"), "crv"), "P-256");
 	resp_release(&r);
@@ -589,11 +606,16 @@ TEST(keys_encrypt_wrap)
 	for (size_t i = 0; i < 3; i++) {
 		for (int wrap = 0; wrap < 2; wrap++) {
 			snprintf(body, sizeof(body), "{\"alg\":\"%s\",\"value\":\"%s\"}", algs[i], pt);
-			struct resp e = kv("POST", wrap ? "/keys/rsa1//wrapkey" API : "/keys/rsa1//encrypt" API, tok_writer, body);
+			struct resp e =
+				kv("POST", wrap ? "/keys/rsa1//wrapkey" API : "/keys/rsa1//encrypt" API,
+				   tok_writer, body);
 			CHECK_EQ_INT(e.status, 200);
 			REQUIRE(bc_json_str(e.body, "value"));
-			snprintf(body, sizeof(body), "{\"alg\":\"%s\",\"value\":\"%s\"}", algs[i], bc_json_str(e.body, "value"));
-			struct resp dcr = kv("POST", wrap ? "/keys/rsa1//unwrapkey" API : "/keys/rsa1//decrypt" API, tok_writer, body);
+			snprintf(body, sizeof(body), "{\"alg\":\"%s\",\"value\":\"%s\"}", algs[i],
+				 bc_json_str(e.body, "value"));
+			struct resp dcr =
+				kv("POST", wrap ? "/keys/rsa1//unwrapkey" API : "/keys/rsa1//decrypt" API,
+				   tok_writer, body);
 			CHECK_EQ_INT(dcr.status, 200);
 			CHECK_STR(bc_json_str(dcr.body, "value"), pt);
 			resp_release(&e);
@@ -611,7 +633,8 @@ TEST(keys_encrypt_wrap)
 	EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new(bc_jwk_pkey(pub), NULL);
 	uint8_t ct[512];
 	size_t ctlen = sizeof(ct);
-	REQUIRE(EVP_PKEY_encrypt_init(ctx) == 1 && EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_OAEP_PADDING) == 1 &&
+	REQUIRE(EVP_PKEY_encrypt_init(ctx) == 1 &&
+		EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_OAEP_PADDING) == 1 &&
 		EVP_PKEY_encrypt(ctx, ct, &ctlen, (const uint8_t *)"local", 5) == 1);
 	char *ct64 = b64url(ct, ctlen);
 	snprintf(body, sizeof(body), "{\"alg\":\"RSA-OAEP\",\"value\":\"%s\"}", ct64);
@@ -751,25 +774,31 @@ TEST(audit)
 	int n = 0;
 	struct bc_error err = {0};
 	struct bc_param p[] = {BC_PTEXT("kv1"), BC_PTEXT("SecretGet")};
-	CHECK(bc_store_exec(st, NULL, "SELECT id FROM vault_audit WHERE vault = ? AND operation = ?", p, 2, count_cb, &n,
-			    NULL, &err) == BC_OK);
+	CHECK(bc_store_exec(st, NULL, "SELECT id FROM vault_audit WHERE vault = ? AND operation = ?", p, 2,
+			    count_cb, &n, NULL, &err) == BC_OK);
 	CHECK(n > 0);
 	n = 0;
 	struct bc_param p2[] = {BC_PTEXT("kv1"), BC_PTEXT("SecretSet"), BC_PTEXT(writer.object_id)};
 	CHECK(bc_store_exec(st, NULL,
-			    "SELECT id FROM vault_audit WHERE vault = ? AND operation = ? AND oid = ? AND status = 200", p2, 3,
-			    count_cb, &n, NULL, &err) == BC_OK);
+			    "SELECT id FROM vault_audit WHERE vault = ? AND operation = ? AND oid = ? AND "
+			    "status = 200",
+			    p2, 3, count_cb, &n, NULL, &err) == BC_OK);
 	CHECK(n > 0);
 	n = 0;
 	struct bc_param p3[] = {BC_PTEXT("KeySign"), BC_PINT(403)};
-	CHECK(bc_store_exec(st, NULL, "SELECT operation || ' ' || status || ' ' || COALESCE(object, '') FROM vault_audit WHERE operation = ? AND status = ?", p3, 2, count_cb, &n,
-			    NULL, &err) == BC_OK);
+	CHECK(bc_store_exec(st, NULL,
+			    "SELECT operation || ' ' || status || ' ' || COALESCE(object, '') FROM "
+			    "vault_audit WHERE operation = ? AND status = ?",
+			    p3, 2, count_cb, &n, NULL, &err) == BC_OK);
 	CHECK(n > 0);
 	/* never a value */
 	n = 0;
-	struct bc_param p4[] = {BC_PTEXT("%" SECRET_MARK "%"), BC_PTEXT("%" SECRET_MARK "%"), BC_PTEXT("%" SECRET_MARK "%")};
-	CHECK(bc_store_exec(st, NULL, "SELECT id FROM vault_audit WHERE object LIKE ? OR oid LIKE ? OR request_id LIKE ?",
-			    p4, 3, count_cb, &n, NULL, &err) == BC_OK);
+	struct bc_param p4[] = {BC_PTEXT("%" SECRET_MARK "%"), BC_PTEXT("%" SECRET_MARK "%"),
+				BC_PTEXT("%" SECRET_MARK "%")};
+	CHECK(bc_store_exec(
+		      st, NULL,
+		      "SELECT id FROM vault_audit WHERE object LIKE ? OR oid LIKE ? OR request_id LIKE ?", p4,
+		      3, count_cb, &n, NULL, &err) == BC_OK);
 	CHECK_EQ_INT(n, 0);
 }
 
@@ -779,7 +808,8 @@ TEST(attributes_and_purge_date)
 {
 	int64_t now = bc_now();
 	char body[256];
-	snprintf(body, sizeof(body), "{\"value\":\"x\",\"attributes\":{\"exp\":%lld}}", (long long)(now - 10));
+	snprintf(body, sizeof(body), "{\"value\":\"x\",\"attributes\":{\"exp\":%lld}}",
+		 (long long)(now - 10));
 	struct resp r = kv("PUT", "/secrets/expired" API, tok_writer, body);
 	CHECK_EQ_INT(r.status, 200);
 	resp_release(&r);
@@ -787,7 +817,8 @@ TEST(attributes_and_purge_date)
 	CHECK_EQ_INT(r.status, 403);
 	CHECK_STR(err_code(&r), "Forbidden");
 	resp_release(&r);
-	snprintf(body, sizeof(body), "{\"value\":\"x\",\"attributes\":{\"nbf\":%lld}}", (long long)(now + 3600));
+	snprintf(body, sizeof(body), "{\"value\":\"x\",\"attributes\":{\"nbf\":%lld}}",
+		 (long long)(now + 3600));
 	r = kv("PUT", "/secrets/future" API, tok_writer, body);
 	resp_release(&r);
 	r = kv("GET", "/secrets/future/" API, tok_reader, NULL);
@@ -806,16 +837,16 @@ TEST(attributes_and_purge_date)
 	/* the purge date passes (moved in the store: a token would not outlive 90 days of clock) */
 	struct bc_error err = {0};
 	struct bc_param p[] = {BC_PINT(now - 1)};
-	CHECK(bc_store_exec(st, NULL, "UPDATE vault_objects SET purge_date = ? WHERE lname = 'expired'", p, 1, NULL, NULL,
-			    NULL, &err) == BC_OK);
+	CHECK(bc_store_exec(st, NULL, "UPDATE vault_objects SET purge_date = ? WHERE lname = 'expired'", p, 1,
+			    NULL, NULL, NULL, &err) == BC_OK);
 	r = kv("GET", "/deletedsecrets/expired" API, tok_reader, NULL);
 	CHECK_EQ_INT(r.status, 404);
 	resp_release(&r);
 	CHECK(vault_obj_sweep(st, now, &err) == BC_OK);
 	int64_t left = -1;
 	bool found = false;
-	CHECK(bc_store_get_int(st, NULL, "SELECT COUNT(*) FROM vault_versions WHERE lname = 'expired'", NULL, 0, &left,
-			       &found, &err) == BC_OK);
+	CHECK(bc_store_get_int(st, NULL, "SELECT COUNT(*) FROM vault_versions WHERE lname = 'expired'", NULL,
+			       0, &left, &found, &err) == BC_OK);
 	CHECK_EQ_INT(left, 0);
 }
 
@@ -823,7 +854,8 @@ TEST(attributes_and_purge_date)
 TEST(vault_settings)
 {
 	make_vault("kv2", ",\"enableSoftDelete\":false");
-	struct resp r = call("PUT", "kv2.vault.badge.internal:8443", "/secrets/s" API, tok_writer, "{\"value\":\"x\"}");
+	struct resp r = call("PUT", "kv2.vault.badge.internal:8443", "/secrets/s" API, tok_writer,
+			     "{\"value\":\"x\"}");
 	CHECK_EQ_INT(r.status, 200);
 	CHECK_STR(bc_json_str(json_object_get(r.body, "attributes"), "recoveryLevel"), "Purgeable");
 	resp_release(&r);
@@ -834,13 +866,15 @@ TEST(vault_settings)
 	r = call("GET", "kv2.vault.badge.internal:8443", "/deletedsecrets/s" API, tok_writer, NULL);
 	CHECK_EQ_INT(r.status, 404);
 	resp_release(&r);
-	r = call("PUT", "kv2.vault.badge.internal:8443", "/secrets/s" API, tok_writer, "{\"value\":\"again\"}");
+	r = call("PUT", "kv2.vault.badge.internal:8443", "/secrets/s" API, tok_writer,
+		 "{\"value\":\"again\"}");
 	CHECK_EQ_INT(r.status, 200);
 	resp_release(&r);
 
 	make_vault("kv3", ",\"enablePurgeProtection\":true,\"softDeleteRetentionInDays\":7");
 	r = call("PUT", "kv3.vault.badge.internal:8443", "/secrets/s" API, tok_writer, "{\"value\":\"x\"}");
-	CHECK_STR(bc_json_str(json_object_get(r.body, "attributes"), "recoveryLevel"), "CustomizedRecoverable");
+	CHECK_STR(bc_json_str(json_object_get(r.body, "attributes"), "recoveryLevel"),
+		  "CustomizedRecoverable");
 	CHECK_EQ_INT(bc_json_int(json_object_get(r.body, "attributes"), "recoverableDays", 0), 7);
 	resp_release(&r);
 	r = call("DELETE", "kv3.vault.badge.internal:8443", "/secrets/s" API, tok_writer, NULL);
@@ -869,11 +903,13 @@ TEST(policy_removed)
 	resp_release(&r);
 	char path[512], body[1024];
 	snprintf(path, sizeof(path),
-		 "/subscriptions/%s/resourceGroups/rg1/providers/Microsoft.KeyVault/vaults/kv1/accessPolicies/remove"
+		 "/subscriptions/%s/resourceGroups/rg1/providers/Microsoft.KeyVault/vaults/kv1/"
+		 "accessPolicies/remove"
 		 "?api-version=2023-07-01",
 		 mgr_default_subscription(m));
 	snprintf(body, sizeof(body),
-		 "{\"properties\":{\"accessPolicies\":[{\"tenantId\":\"%s\",\"objectId\":\"%s\",\"permissions\":"
+		 "{\"properties\":{\"accessPolicies\":[{\"tenantId\":\"%s\",\"objectId\":\"%s\","
+		 "\"permissions\":"
 		 "{\"secrets\":[\"get\",\"list\"],\"keys\":[\"get\",\"verify\"]}}]}}",
 		 tenant, reader.object_id);
 	mgmt_put(path, body);
@@ -902,8 +938,20 @@ TEST(deleted_principal)
 int main(int argc, char **argv)
 {
 	static const struct test_case cases[] = {
-		T(challenge), T(api_versions), T(secrets_lifecycle), T(secrets_paging), T(secrets_bad_input), T(path_style),
-		T(keys_create_sign), T(keys_encrypt_wrap), T(keys_import_rotate_backup), T(at_rest), T(audit), T(attributes_and_purge_date), T(vault_settings), T(policy_removed),
+		T(challenge),
+		T(api_versions),
+		T(secrets_lifecycle),
+		T(secrets_paging),
+		T(secrets_bad_input),
+		T(path_style),
+		T(keys_create_sign),
+		T(keys_encrypt_wrap),
+		T(keys_import_rotate_backup),
+		T(at_rest),
+		T(audit),
+		T(attributes_and_purge_date),
+		T(vault_settings),
+		T(policy_removed),
 		T(deleted_principal),
 	};
 	setup();

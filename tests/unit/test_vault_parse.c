@@ -81,7 +81,8 @@ TEST(bearer)
 	free(big);
 }
 
-static int parse_secret(const char *body, bool require_value, struct vault_secret_input *in, struct vault_fail *f)
+static int parse_secret(const char *body, bool require_value, struct vault_secret_input *in,
+			struct vault_fail *f)
 {
 	return vault_parse_secret_body(body, strlen(body), require_value, in, f);
 }
@@ -106,15 +107,26 @@ TEST(secret_bodies)
 	vault_secret_input_release(&in);
 
 	/* update: no value needed */
-	REQUIRE(parse_secret("{\"attributes\":{\"enabled\":false},\"tags\":{\"c\":\"d\"}}", false, &in, &f) == BC_OK);
+	REQUIRE(parse_secret("{\"attributes\":{\"enabled\":false},\"tags\":{\"c\":\"d\"}}", false, &in, &f) ==
+		BC_OK);
 	CHECK(in.attrs.has_enabled && !in.attrs.enabled);
 	vault_secret_input_release(&in);
 
 	static const char *const bad[] = {
-		"", "{", "[]", "\"x\"", "{\"value\":1}", "{\"attributes\":{}}", "{\"value\":\"v\",\"tags\":[]}",
-		"{\"value\":\"v\",\"tags\":{\"a\":1}}", "{\"value\":\"v\",\"attributes\":{\"enabled\":\"yes\"}}",
-		"{\"value\":\"v\",\"attributes\":{\"exp\":\"soon\"}}", "{\"value\":\"v\",\"attributes\":[]}",
-		"{\"value\":\"v\",\"contentType\":5}", "{\"value\":\"v\",\"value\":\"w\"}", "{\"value\":\"a\\u0000b\"}",
+		"",
+		"{",
+		"[]",
+		"\"x\"",
+		"{\"value\":1}",
+		"{\"attributes\":{}}",
+		"{\"value\":\"v\",\"tags\":[]}",
+		"{\"value\":\"v\",\"tags\":{\"a\":1}}",
+		"{\"value\":\"v\",\"attributes\":{\"enabled\":\"yes\"}}",
+		"{\"value\":\"v\",\"attributes\":{\"exp\":\"soon\"}}",
+		"{\"value\":\"v\",\"attributes\":[]}",
+		"{\"value\":\"v\",\"contentType\":5}",
+		"{\"value\":\"v\",\"value\":\"w\"}",
+		"{\"value\":\"a\\u0000b\"}",
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		memset(&f, 0, sizeof(f));
@@ -168,8 +180,8 @@ TEST(key_bodies)
 	CHECK_STR(in.kty, "RSA");
 	CHECK_EQ_INT(in.bits, 3072);
 	CHECK(!in.hsm);
-	CHECK_EQ_INT(in.ops, VAULT_OP_ENCRYPT | VAULT_OP_DECRYPT | VAULT_OP_SIGN | VAULT_OP_VERIFY | VAULT_OP_WRAP |
-				     VAULT_OP_UNWRAP);
+	CHECK_EQ_INT(in.ops, VAULT_OP_ENCRYPT | VAULT_OP_DECRYPT | VAULT_OP_SIGN | VAULT_OP_VERIFY |
+				     VAULT_OP_WRAP | VAULT_OP_UNWRAP);
 	vault_key_input_release(&in);
 
 	b = "{\"kty\":\"EC-HSM\",\"crv\":\"P-521\",\"key_ops\":[\"sign\"]}";
@@ -181,9 +193,14 @@ TEST(key_bodies)
 	vault_key_input_release(&in);
 
 	static const char *const bad[] = {
-		"{\"kty\":\"oct\"}", "{\"kty\":\"RSA\",\"key_size\":1024}", "{\"kty\":\"EC\",\"crv\":\"P-256K\"}",
-		"{\"kty\":\"EC\",\"key_ops\":[\"encrypt\"]}", "{\"kty\":\"RSA\",\"key_ops\":[\"Sign\"]}",
-		"{\"kty\":\"RSA\",\"public_exponent\":3}", "{}", "{\"kty\":\"RSA\",\"key_ops\":\"sign\"}",
+		"{\"kty\":\"oct\"}",
+		"{\"kty\":\"RSA\",\"key_size\":1024}",
+		"{\"kty\":\"EC\",\"crv\":\"P-256K\"}",
+		"{\"kty\":\"EC\",\"key_ops\":[\"encrypt\"]}",
+		"{\"kty\":\"RSA\",\"key_ops\":[\"Sign\"]}",
+		"{\"kty\":\"RSA\",\"public_exponent\":3}",
+		"{}",
+		"{\"kty\":\"RSA\",\"key_ops\":\"sign\"}",
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		CHECK_EQ_INT(vault_parse_key_create(bad[i], strlen(bad[i]), &in, &f), BC_ERR_INVALID);
@@ -224,8 +241,11 @@ TEST(op_bodies)
 	CHECK_EQ_INT(in.value_len, 1);
 	vault_op_input_release(&in);
 	static const char *const bad[] = {
-		"{\"value\":\"AA\"}", "{\"alg\":\"RS256\"}", "{\"alg\":\"RS256\",\"value\":\"***\"}",
-		"{\"alg\":\"A-VERY-LONG-ALGORITHM\",\"value\":\"AA\"}", "{\"alg\":5,\"value\":\"AA\"}",
+		"{\"value\":\"AA\"}",
+		"{\"alg\":\"RS256\"}",
+		"{\"alg\":\"RS256\",\"value\":\"***\"}",
+		"{\"alg\":\"A-VERY-LONG-ALGORITHM\",\"value\":\"AA\"}",
+		"{\"alg\":5,\"value\":\"AA\"}",
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		CHECK_EQ_INT(vault_parse_key_op(bad[i], strlen(bad[i]), false, &in, &f), BC_ERR_INVALID);
@@ -241,5 +261,5 @@ TEST(op_bodies)
 	CHECK_EQ_INT(vault_parse_rng(b, strlen(b), &n, &f), BC_ERR_INVALID);
 }
 
-TEST_MAIN(T(names), T(versions), T(api_versions), T(bearer), T(secret_bodies), T(secret_limits), T(key_bodies),
-	  T(op_bodies))
+TEST_MAIN(T(names), T(versions), T(api_versions), T(bearer), T(secret_bodies), T(secret_limits),
+	  T(key_bodies), T(op_bodies))

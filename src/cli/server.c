@@ -307,6 +307,7 @@ int server_run(struct server_conf *conf, struct server_hooks *hooks, struct bc_e
 		.vault_suffix = u.vault_suffix,
 		.vault_public_port = u.vault_port,
 		.location = conf->location,
+		.ca_cert_pem = bc_ca_cert_pem(ca),
 	};
 	if ((rc = mgr_new(&m, st, d, &mc, err)))
 		goto done;

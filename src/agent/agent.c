@@ -437,7 +437,21 @@ static struct agent_cred *cred_find(struct agent *a, const char *oid)
 
 static bool past_half_life(const struct agent_cred *c, int64_t now)
 {
-	return !c->cert_pem || now >= c->not_before + (c->not_after - c->not_before) / 2;
+	return !c->cert_pem || now >= agent_cred_renew_at(c);
+}
+
+/* Seconds until the next certificate comes due (the host's or an identity's), at most cap. */
+static int seconds_to_renewal(struct agent *a, int cap)
+{
+	int64_t now = bc_now(), due = now + cap;
+	pthread_mutex_lock(&a->mu);
+	if (a->host.cred.cert_pem && agent_cred_renew_at(&a->host.cred) < due)
+		due = agent_cred_renew_at(&a->host.cred);
+	for (struct agent_cred *c = a->creds; c; c = c->next)
+		if (c->cert_pem && agent_cred_renew_at(c) < due)
+			due = agent_cred_renew_at(c);
+	pthread_mutex_unlock(&a->mu);
+	return due - now < 1 ? 1 : (int)(due - now);
 }
 
 /* Issues missing and renews half-expired identity certificates; forgets unwanted ones. Returns
@@ -516,6 +530,7 @@ static bool creds_reconcile(struct agent *a, bool issue)
 			memcpy(c->x5t256, fresh.x5t256, sizeof(c->x5t256));
 			c->not_before = fresh.not_before;
 			c->not_after = fresh.not_after;
+			c->issued_at = fresh.issued_at;
 			c->wanted = true;
 			/* client and tenant ids from the instances */
 			for (struct agent_instance *in = a->instances; in; in = in->next)
@@ -533,18 +548,21 @@ static bool creds_reconcile(struct agent *a, bool issue)
 	return ok;
 }
 
-static void host_cert_maintain(struct agent *a)
+/* Renews the host certificate when due; false when that failed and should be retried. */
+static bool host_cert_maintain(struct agent *a)
 {
 	pthread_mutex_lock(&a->mu);
 	bool due = past_half_life(&a->host.cred, bc_now());
 	pthread_mutex_unlock(&a->mu);
 	if (!due)
-		return;
+		return true;
 	struct bc_error err = {0};
-	if (agent_host_cert_renew(a, &err) != BC_OK)
+	if (agent_host_cert_renew(a, &err) != BC_OK) {
 		bc_log_warn("agent: host certificate renewal failed: %s", err.msg);
-	else
-		bc_log_info("agent: host certificate renewed");
+		return false;
+	}
+	bc_log_info("agent: host certificate renewed");
+	return true;
 }
 
 /* ---- sync ---- */
@@ -671,8 +689,9 @@ static void *sync_thread(void *arg)
 		long long since = (long long)a->revision;
 		pthread_mutex_unlock(&a->mu);
 		/* after a failure, ask at once (timeout 0) rather than waiting for a change */
+		/* a long poll ends in time for the next certificate renewal */
 		snprintf(path, sizeof(path), "/badge/agent/v1/sync?since=%lld&timeout=%d", retry ? -1LL : since,
-			 retry ? 0 : timeout);
+			 retry ? 0 : seconds_to_renewal(a, timeout));
 		int rc = agent_call(a, "GET", path, NULL, (timeout + 15) * 1000L, &status, &doc, &err);
 		if (stopping(a)) {
 			json_decref(doc);
@@ -690,7 +709,8 @@ static void *sync_thread(void *arg)
 			} else {
 				retry = !creds_reconcile(a, true); /* renewals come due without a change */
 			}
-			host_cert_maintain(a);
+			if (!host_cert_maintain(a))
+				retry = true;
 			json_decref(doc);
 			if (retry && wait_or_stop(a, backoff))
 				break;
@@ -718,11 +738,18 @@ json_t *agent_status_json(struct agent *a)
 	pthread_mutex_lock(&a->mu);
 	for (struct agent_instance *in = a->instances; in; in = in->next) {
 		json_t *ids = json_array();
-		for (size_t i = 0; i < in->nids; i++)
-			json_array_append_new(ids, json_pack("{s:s, s:s, s:b, s:b}", "objectId", in->ids[i].object_id,
-							     "clientId", in->ids[i].client_id, "systemAssigned",
-							     in->ids[i].system_assigned, "credential",
-							     cred_find(a, in->ids[i].object_id) != NULL));
+		for (size_t i = 0; i < in->nids; i++) {
+			const struct agent_cred *c = cred_find(a, in->ids[i].object_id);
+			json_t *o = json_pack("{s:s, s:s, s:b, s:b}", "objectId", in->ids[i].object_id, "clientId",
+					      in->ids[i].client_id, "systemAssigned", in->ids[i].system_assigned,
+					      "credential", c != NULL);
+			if (c && o) {
+				json_object_set_new(o, "notAfter", json_integer(c->not_after));
+				json_object_set_new(o, "renewAt", json_integer(agent_cred_renew_at(c)));
+				bc_json_set_str(o, "thumbprint", c->x5t256);
+			}
+			json_array_append_new(ids, o);
+		}
 		json_t *o = json_pack("{s:s, s:s, s:o}", "name", in->name, "isolation",
 				      in->netns ? "netns" : "appservice", "identities", ids);
 		if (in->netns)
@@ -734,8 +761,10 @@ json_t *agent_status_json(struct agent *a)
 		}
 		json_array_append_new(arr, o);
 	}
-	json_t *st = json_pack("{s:I, s:s, s:s, s:o}", "revision", (json_int_t)a->revision, "hostName",
-			       a->host.host_name, "hostId", a->host.host_id, "instances", arr);
+	json_t *st = json_pack("{s:I, s:s, s:s, s:o, s:I, s:I}", "revision", (json_int_t)a->revision, "hostName",
+			       a->host.host_name, "hostId", a->host.host_id, "instances", arr, "hostNotAfter",
+			       (json_int_t)a->host.cred.not_after, "hostRenewAt",
+			       (json_int_t)agent_cred_renew_at(&a->host.cred));
 	pthread_mutex_unlock(&a->mu);
 	return st;
 }

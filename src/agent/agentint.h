@@ -34,6 +34,7 @@ struct agent_cred {
 	char *cert_pem;       /* owned */
 	char x5t256[44];
 	int64_t not_before, not_after;
+	int64_t issued_at;    /* when this host received it (not_before is backdated by the CA) */
 	bool wanted;          /* still on an instance of the last sync */
 };
 
@@ -101,6 +102,8 @@ int agent_state_path(const struct agent *a, const char *name, char *out, size_t 
 int agent_host_load(struct agent *a, bool *found, struct bc_error *err) BC_MUST_CHECK;
 int agent_host_save(struct agent *a, struct bc_error *err) BC_MUST_CHECK;
 int agent_cred_set_cert(struct agent_cred *c, const char *cert_pem, struct bc_error *err) BC_MUST_CHECK;
+/* When a credential is due for renewal: half-way between its issue and its expiry. */
+int64_t agent_cred_renew_at(const struct agent_cred *c);
 int agent_cred_save(struct agent *a, const struct agent_cred *c, struct bc_error *err) BC_MUST_CHECK;
 int agent_creds_load(struct agent *a, struct bc_error *err) BC_MUST_CHECK;
 void agent_cred_remove_files(struct agent *a, const char *object_id);

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include "core/json.h"
 #include "core/log.h"
@@ -73,6 +74,14 @@ int agent_generate_key(const struct agent *a, struct bc_jwk **out, struct bc_err
 	return bc_jwk_generate(out, kty, bits, err);
 }
 
+/* The issue time of a certificate seen at t, within its validity. */
+static int64_t clamp_issue(const struct agent_cred *c, int64_t t)
+{
+	if (t > c->not_after)
+		t = c->not_after;
+	return t < c->not_before ? c->not_before : t;
+}
+
 int agent_cred_set_cert(struct agent_cred *c, const char *cert_pem, struct bc_error *err)
 {
 	X509 *x = NULL;
@@ -90,7 +99,16 @@ int agent_cred_set_cert(struct agent_cred *c, const char *cert_pem, struct bc_er
 		return bc_error_set(err, BC_ERR_NOMEM, "out of memory");
 	free(c->cert_pem);
 	c->cert_pem = copy;
+	c->issued_at = clamp_issue(c, bc_now());
 	return BC_OK;
+}
+
+int64_t agent_cred_renew_at(const struct agent_cred *c)
+{
+	if (!c->cert_pem)
+		return 0;
+	int64_t start = c->issued_at ? c->issued_at : c->not_before;
+	return start + (c->not_after - start) / 2;
 }
 
 void agent_cred_release(struct agent_cred *c)
@@ -141,6 +159,9 @@ static int load_pair(struct agent *a, const char *base, struct agent_cred *c, st
 	free(text);
 	if (rc != BC_OK)
 		goto fail;
+	struct stat sb; /* written when it was issued */
+	if (stat(path, &sb) == 0)
+		c->issued_at = clamp_issue(c, (int64_t)sb.st_mtime);
 	return BC_OK;
 fail:
 	bc_jwk_free(c->key);

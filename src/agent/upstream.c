@@ -359,6 +359,7 @@ static int request_cert(struct agent *a, const char *path, const char *object_id
 	memcpy(cred->x5t256, fresh.x5t256, sizeof(cred->x5t256));
 	cred->not_before = fresh.not_before;
 	cred->not_after = fresh.not_after;
+	cred->issued_at = fresh.issued_at;
 done:
 	bc_jwk_free(key);
 	bc_buf_release(&csr);
@@ -385,6 +386,7 @@ int agent_host_cert_renew(struct agent *a, struct bc_error *err)
 	memcpy(a->host.cred.x5t256, fresh.x5t256, sizeof(fresh.x5t256));
 	a->host.cred.not_before = fresh.not_before;
 	a->host.cred.not_after = fresh.not_after;
+	a->host.cred.issued_at = fresh.issued_at;
 	rc = agent_host_save(a, err);
 	pthread_mutex_unlock(&a->mu);
 	agent_cred_release(&old);

@@ -38,6 +38,8 @@ const struct bc_config_spec server_conf_spec[] = {
 	{"token_lifetime", BC_CONF_DURATION, OFF(token_lifetime), "access token lifetime", "24h", 300, 7 * 86400},
 	{"key_prepublish", BC_CONF_DURATION, OFF(key_prepublish), "how long a new signing key is published before it signs", "1h", 0, 30 * 86400},
 	{"location", BC_CONF_STRING, OFF(location), "location reported for resources", "local", 0, 0},
+	{"identity_cert_lifetime", BC_CONF_DURATION, OFF(identity_cert_lifetime), "lifetime of the identity certificates agents get (renewed at half)", "3d", 10, 365 * 86400},
+	{"host_cert_lifetime", BC_CONF_DURATION, OFF(host_cert_lifetime), "lifetime of agents' host certificates (renewed at half)", "30d", 10, 3650 * 86400},
 };
 const size_t server_conf_nspec = sizeof(server_conf_spec) / sizeof(server_conf_spec[0]);
 
@@ -308,6 +310,8 @@ int server_run(struct server_conf *conf, struct server_hooks *hooks, struct bc_e
 		.vault_public_port = u.vault_port,
 		.location = conf->location,
 		.ca_cert_pem = bc_ca_cert_pem(ca),
+		.identity_cert_lifetime_s = conf->identity_cert_lifetime,
+		.host_cert_lifetime_s = conf->host_cert_lifetime,
 	};
 	if ((rc = mgr_new(&m, st, d, &mc, err)))
 		goto done;

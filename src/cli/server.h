@@ -10,6 +10,7 @@
 struct server_conf {
 	char *data_dir, *listen, *store, *domain, *tls_names, *log_level, *location;
 	int64_t public_port, threads, token_lifetime, key_prepublish;
+	int64_t identity_cert_lifetime, host_cert_lifetime;
 };
 extern const struct bc_config_spec server_conf_spec[];
 extern const size_t server_conf_nspec;

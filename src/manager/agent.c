@@ -107,7 +107,7 @@ static int enroll_txn(struct mgr *m, struct bc_txn *txn, void *ctx, struct bc_er
 		if (st != BC_OK)
 			goto done;
 	}
-	st = dir_issue_cert(m->dir, txn, e->host.principal, e->host.id, e->csr, MGR_HOST_CERT_LIFETIME_S, &e->cert,
+	st = dir_issue_cert(m->dir, txn, e->host.principal, e->host.id, e->csr, m->host_cert_lifetime_s, &e->cert,
 			    e->cred, err);
 	if (st != BC_OK) {
 		if (st == BC_ERR_INVALID || st == BC_ERR_CRYPTO)
@@ -366,7 +366,7 @@ static int cert_txn(struct mgr *m, struct bc_txn *txn, void *ctx, struct bc_erro
 		}
 	}
 	return dir_issue_cert(m->dir, txn, c->oid ? c->oid : c->h->oid, c->h->id, c->csr,
-			      c->oid ? MGR_IDENTITY_CERT_LIFETIME_S : MGR_HOST_CERT_LIFETIME_S, &c->cert, c->cred, err);
+			      c->oid ? m->identity_cert_lifetime_s : m->host_cert_lifetime_s, &c->cert, c->cred, err);
 }
 
 static void cert_h(struct bc_http_req *req, struct bc_http_res *res, void *ctx, bool host_cert)
@@ -404,7 +404,7 @@ static void cert_h(struct bc_http_req *req, struct bc_http_res *res, void *ctx, 
 		goto out;
 	}
 	if (not_after(bc_buf_cstr(&c.cert), &na, &err) != BC_OK)
-		na = bc_now() + (host_cert ? MGR_HOST_CERT_LIFETIME_S : MGR_IDENTITY_CERT_LIFETIME_S);
+		na = bc_now() + (host_cert ? m->host_cert_lifetime_s : m->identity_cert_lifetime_s);
 	bc_http_res_json(res, 200, json_pack("{s:s,s:I,s:s}", "certificate", bc_buf_cstr(&c.cert), "notAfter",
 					     (json_int_t)na, "credentialId", c.cred));
 out:

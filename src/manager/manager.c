@@ -186,6 +186,9 @@ int mgr_new(struct mgr **out, struct bc_store *st, struct dir *d, const struct m
 	m->location = dupz(cfg->location && *cfg->location ? cfg->location : "local");
 	m->domain = derive_domain(cfg->management_resource);
 	m->ca_pem = dupz(cfg->ca_cert_pem);
+	m->identity_cert_lifetime_s = cfg->identity_cert_lifetime_s > 0 ? cfg->identity_cert_lifetime_s
+								 : MGR_IDENTITY_CERT_LIFETIME_S;
+	m->host_cert_lifetime_s = cfg->host_cert_lifetime_s > 0 ? cfg->host_cert_lifetime_s : MGR_HOST_CERT_LIFETIME_S;
 	if (!m->management_url || !m->management_resource || !m->vault_suffix || !m->vault_public_port ||
 	    !m->location || !m->domain || !m->ca_pem) {
 		rc = bc_error_set(err, BC_ERR_NOMEM, "out of memory");

@@ -18,6 +18,8 @@ struct mgr_config {
 	const char *vault_public_port;   /* ":8443" or "" when 443 (borrowed); used in vaultUri */
 	const char *location;            /* default location, "local" */
 	const char *ca_cert_pem;         /* the CA certificate (PEM) handed to enrolling agents (borrowed; may be NULL) */
+	int64_t identity_cert_lifetime_s; /* identity certificates issued to agents; 0 = MGR_IDENTITY_CERT_LIFETIME_S */
+	int64_t host_cert_lifetime_s;     /* host certificates; 0 = MGR_HOST_CERT_LIFETIME_S */
 };
 
 int mgr_new(struct mgr **out, struct bc_store *st, struct dir *d, const struct mgr_config *cfg,

@@ -116,6 +116,8 @@ struct mgr {
 	char *location;
 	char *domain;         /* "badge.internal", derived from management_resource */
 	char *ca_pem;         /* owned copy, "" when not configured */
+	int64_t identity_cert_lifetime_s; /* from the config, defaults applied */
+	int64_t host_cert_lifetime_s;
 	char tenant[37];
 	char sub[37];
 

@@ -82,7 +82,7 @@ static int check_policies(const json_t *arr, json_t **out, struct bc_error *err)
 	json_t *na = json_array();
 	json_array_foreach(arr, i, p)
 	{
-		json_t *np;
+		json_t *np = NULL;
 		int st = check_policy(p, i, &np, err);
 		if (st != BC_OK) {
 			json_decref(na);

@@ -126,3 +126,7 @@ bt_start_server() {
 	# shellcheck disable=SC1091
 	source "$dir/env"
 }
+
+# BADGE_TEST_STORE=postgres: servers run on PostgreSQL (tests/pg-lib.sh: bt_pg_newdb, bt_pg_require).
+# shellcheck disable=SC1091
+source "$BADGE_SRC/tests/pg-lib.sh"

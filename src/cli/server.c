@@ -36,6 +36,7 @@ const struct bc_config_spec server_conf_spec[] = {
 	{"threads", BC_CONF_INT, OFF(threads), "HTTP worker threads", "4", 1, 256},
 	{"log_level", BC_CONF_STRING, OFF(log_level), "debug, info, warn or error", "info", 0, 0},
 	{"token_lifetime", BC_CONF_DURATION, OFF(token_lifetime), "access token lifetime", "24h", 300, 7 * 86400},
+	{"token_v2_resources", BC_CONF_STRING, OFF(token_v2_resources), "resources (comma-separated) whose tokens use v2 claims (the others get v1)", "", 0, 0},
 	{"key_prepublish", BC_CONF_DURATION, OFF(key_prepublish), "how long a new signing key is published before it signs", "1h", 0, 30 * 86400},
 	{"location", BC_CONF_STRING, OFF(location), "location reported for resources", "local", 0, 0},
 	{"identity_cert_lifetime", BC_CONF_DURATION, OFF(identity_cert_lifetime), "lifetime of the identity certificates agents get (renewed at half)", "3d", 10, 365 * 86400},
@@ -290,6 +291,10 @@ int server_run(struct server_conf *conf, struct server_hooks *hooks, struct bc_e
 			goto done;
 	}
 	const char *resources[] = {u.management_resource, u.vault_resource};
+	const char *v2[16];
+	size_t nv2 = 0;
+	char v2_storage[2048];
+	split_names(conf->token_v2_resources, v2, 16, &nv2, v2_storage, sizeof(v2_storage));
 	struct dir_config dc = {
 		.login_url = u.login_url,
 		.token_lifetime_s = conf->token_lifetime,
@@ -298,6 +303,8 @@ int server_run(struct server_conf *conf, struct server_hooks *hooks, struct bc_e
 		.master_key_file = master,
 		.resources = resources,
 		.nresources = 2,
+		.v2_resources = v2,
+		.nv2_resources = nv2,
 		.admin_audience = u.management_resource,
 	};
 	if ((rc = dir_new(&d, st, &dc, err)))

@@ -8,7 +8,7 @@
 #include "core/error.h"
 
 struct server_conf {
-	char *data_dir, *listen, *store, *domain, *tls_names, *log_level, *location;
+	char *data_dir, *listen, *store, *domain, *tls_names, *log_level, *location, *token_v2_resources;
 	int64_t public_port, threads, token_lifetime, key_prepublish;
 	int64_t identity_cert_lifetime, host_cert_lifetime;
 };

@@ -41,9 +41,10 @@ static void setup(void)
 	snprintf(url, sizeof(url), "sqlite:%s/db", tmpdir);
 	snprintf(key, sizeof(key), "%s/master.key", tmpdir);
 	static const char *resources[] = {MGMT, VAULT};
+	static const char *v2_resources[] = {VAULT};
 	static struct dir_config dc;
 	dc = (struct dir_config){.login_url = LOGIN, .token_lifetime_s = 3600, .key_prepublish_s = 3600,
-				 .master_key_file = strdup(key), .resources = resources, .nresources = 2,
+				 .master_key_file = strdup(key), .resources = resources, .nresources = 2, .v2_resources = v2_resources, .nv2_resources = 1,
 				 .admin_audience = MGMT};
 	if (bc_store_open(&st, url, &err) || bc_ca_load_or_create(tmpdir, "test CA", &ca, &err)) {
 		fprintf(stderr, "setup: %s\n", err.msg);
@@ -181,7 +182,19 @@ TEST(secret_v1_and_v2)
 	secret_form(&f, p.app_id, secret, "&scope=https%3A%2F%2Fvault.badge.internal%3A8443%2F.default");
 	CHECK_EQ_INT(post_form(path, f.data, &j), 200);
 	CHECK(json_is_integer(json_object_get(j, "expires_in")));
-	CHECK(bc_json_str(j, "access_token") != NULL);
+	const char *t2 = bc_json_str(j, "access_token");
+	REQUIRE(t2);
+	/* the vault asks for v2 tokens in this test's configuration: v2 issuer and claims */
+	bc_jwt_init(&jwt);
+	REQUIRE(bc_jwt_parse(&jwt, t2, strlen(t2), &err) == 0);
+	snprintf(iss, sizeof(iss), LOGIN "/%s/v2.0", p.tenant_id);
+	CHECK_STR(bc_json_str(jwt.claims, "iss"), iss);
+	CHECK_STR(bc_json_str(jwt.claims, "ver"), "2.0");
+	CHECK_STR(bc_json_str(jwt.claims, "azp"), p.app_id);
+	CHECK(bc_json_str(jwt.claims, "appid") == NULL);
+	bc_jwt_release(&jwt);
+	CHECK_EQ_INT(dir_token_verify(d, t2, strlen(t2), p.tenant_id, vaud, 1, &c, &err), 0);
+	CHECK_STR(c.appid, p.app_id);
 	json_decref(j);
 
 	/* wrong secret, unknown client, unknown grant, bad scope, unknown resource */

@@ -2,6 +2,7 @@
  * plus MSAL's instance discovery so clients need not disable it. Issuers are fixed by the
  * configured authority; endpoint URLs follow the Host the client used, so they are reachable. */
 #include <string.h>
+#include <strings.h>
 
 #include "core/json.h"
 #include "directory/dirint.h"
@@ -24,6 +25,13 @@ static void openid_config(struct bc_http_req *req, struct bc_http_res *res, stru
 {
 	const char *t = req->captures[0];
 	bool common;
+	/* "/adfs": the authority az (MSAL Python < 1.19 semantics) uses without instance discovery
+	 * at login.microsoftonline.com, as Azure Stack Hub's ADFS clouds do. It is the default
+	 * tenant, with the v2 endpoints (MSAL sends scope=, and reads the tenant from token_endpoint). */
+	if (!strcasecmp(t, "adfs")) {
+		t = dir_default_tenant(d);
+		version = 2;
+	}
 	if (!tenant_or_common(d, t, &common)) {
 		not_found_tenant(res, t);
 		return;

@@ -123,20 +123,24 @@ static bool host_sane(const char *h)
 	return true;
 }
 
-/* The authority and ARM base URLs as reachable from where the client stands. */
+/* The authority and ARM base URLs as reachable from where the client stands. The authority is
+ * advertised as "https://login.D[:P]/adfs/", the form Azure Stack Hub's ADFS clouds use: az (MSAL
+ * Python 1.21) then talks to it directly, where any other host would first be checked by
+ * instance discovery at login.microsoftonline.com. The directory serves "/adfs" as the default
+ * tenant; the tenant named with `az login --tenant` is still the one az records. */
 static void public_urls(struct mgr *m, const struct bc_http_req *req, char *login, size_t ln, char *rm, size_t rn)
 {
 	const char *h = req->host;
 	if (!host_sane(h)) {
-		snprintf(login, ln, "%s/", dir_login_url(m->dir));
+		snprintf(login, ln, "%s/adfs/", dir_login_url(m->dir));
 		snprintf(rm, rn, "%s/", m->management_url);
 		return;
 	}
 	snprintf(rm, rn, "https://%s/", h);
 	if (!strncasecmp(h, "management.", 11))
-		snprintf(login, ln, "https://login.%s/", h + 11);
+		snprintf(login, ln, "https://login.%s/adfs/", h + 11);
 	else
-		snprintf(login, ln, "https://%s/", h);
+		snprintf(login, ln, "https://%s/adfs/", h);
 }
 
 static void metadata_endpoints(struct bc_http_req *req, struct bc_http_res *res, void *ctx)
@@ -164,7 +168,7 @@ static void metadata_endpoints(struct bc_http_req *req, struct bc_http_res *res,
 				   "resourceManager", rm, "portal", portal, "gallery", gallery, "graph", graph,
 				   "graphAudience", graph, "microsoftGraphResourceId", graph, "authentication",
 				   "loginEndpoint", login, "audiences", m->management_resource, "tenant", "common",
-				   "identityProvider", "AAD", "suffixes", "keyVaultDns", m->vault_suffix));
+				   "identityProvider", "ADFS", "suffixes", "keyVaultDns", m->vault_suffix));
 }
 
 const struct bc_route mgr_sub_routes[] = {

@@ -132,6 +132,8 @@ static bool principal_exists(const char *oid)
 	return oid && dir_principal_get(d, NULL, oid, &p, &err) == BC_OK;
 }
 
+static char *fmt(const char *f, ...) BC_PRINTF(1, 2);
+
 /* ---- pure ---- */
 
 TEST(rid_and_names)
@@ -215,12 +217,23 @@ TEST(subscriptions_and_errors)
 	CHECK_EQ_INT(call("GET", "//metadata/endpoints?api-version=2015-01-01", NULL, &j), 200);
 	CHECK_STR(json_string_value(json_array_get(json_object_get(json_object_get(j, "authentication"), "audiences"), 0)),
 		  MGMT);
-	CHECK_STR(jpath(j, "authentication", "loginEndpoint", NULL), "https://login.badge.internal:8443/");
+	CHECK_STR(jpath(j, "authentication", "loginEndpoint", NULL), "https://login.badge.internal:8443/adfs/");
 	json_decref(j);
 	CHECK_EQ_INT(call_as(NULL, "GET", "/metadata/endpoints?api-version=2022-09-01", NULL, &j), 200);
 	CHECK_STR(jpath(json_array_get(j, 0), "suffixes", "keyVaultDns", NULL), "vault.badge.internal");
 	json_decref(j);
 	CHECK_EQ_INT(call("GET", "/tenants?api-version=2020-01-01", NULL, &j), 200);
+	json_decref(j);
+	/* the advertised "/adfs" authority is the default tenant with v2 endpoints (az, MSAL 1.21) */
+	CHECK_EQ_INT(call_as(NULL, "GET", "/adfs/.well-known/openid-configuration", NULL, &j), 200);
+	CHECK_STR(jpath(j, "token_endpoint", NULL, NULL),
+		  fmt("https://%s/%s/oauth2/v2.0/token", HOST, dir_default_tenant(d)));
+	CHECK_STR(jpath(j, "issuer", NULL, NULL), fmt("%s/%s/v2.0", LOGIN, dir_default_tenant(d)));
+	json_decref(j);
+	CHECK_EQ_INT(call_as(NULL, "GET", "/ADFS/.well-known/openid-configuration", NULL, &j), 200);
+	json_decref(j);
+	/* other unknown tenants are still refused */
+	CHECK_EQ_INT(call_as(NULL, "GET", "/adfsx/.well-known/openid-configuration", NULL, &j), 400);
 	json_decref(j);
 }
 

@@ -625,3 +625,15 @@ int bc_store_notify(struct bc_store *st, struct bc_txn *txn, const char *channel
 	*tail = n;
 	return BC_OK;
 }
+
+int bc_store_leader(struct bc_store *st, const char *name, bool *is_leader, struct bc_error *err)
+{
+	*is_leader = false;
+	if (!name || !*name || strlen(name) > BC_STORE_CHANNEL_MAX)
+		return bc_error_set(err, BC_ERR_INVALID, "bad leader name");
+	if (!st->ops->leader) {
+		*is_leader = true;
+		return BC_OK;
+	}
+	return st->ops->leader(st, name, is_leader, err);
+}

@@ -123,4 +123,16 @@ int bc_store_subscribe(struct bc_store *st, const char *channel, bc_store_notify
 int bc_store_notify(struct bc_store *st, struct bc_txn *txn, const char *channel, const char *payload,
 		    struct bc_error *err) BC_MUST_CHECK;
 
+/* Leader election for periodic work that must run on one replica at a time (the purge of
+ * expired soft-deleted objects, scheduled key rotation). *is_leader tells whether this store
+ * holds the leadership called name now. PostgreSQL: a session-level pg_advisory_lock (key: a
+ * 64-bit hash of "badge:" name) taken with pg_try_advisory_lock on a connection of its own
+ * and held while that connection lives; each call checks the connection with a round trip, so
+ * a leader that lost the database stops being one, and when a leader process dies PostgreSQL
+ * drops its session and the next caller elsewhere takes over. SQLite: always the leader (one
+ * server per database). Call it right before each run of the work, not once at start. At most
+ * BC_STORE_LEADER_MAX names per store. */
+#define BC_STORE_LEADER_MAX 8
+int bc_store_leader(struct bc_store *st, const char *name, bool *is_leader, struct bc_error *err) BC_MUST_CHECK;
+
 #endif

@@ -38,6 +38,8 @@ struct store_ops {
 	int (*listen)(struct bc_store *st, const char *channel, struct bc_error *err);
 	int (*notify)(struct bc_store *st, struct bc_txn *txn, const char *channel, const char *payload,
 		      struct bc_error *err);
+	/* PostgreSQL: a session advisory lock on a connection of its own. NULL: always the leader. */
+	int (*leader)(struct bc_store *st, const char *name, bool *is_leader, struct bc_error *err);
 };
 
 /* Delivers notifications to subscribers on one background thread. */

@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/log.h"
 #include "core/store_int.h"
 
 #define POOL_DEFAULT 4
@@ -46,6 +47,10 @@ struct pg_store {
 	struct pconn *idle; /* owned */
 	int count;          /* connections open or being opened */
 	struct listener l;
+	/* leader election: advisory locks held on a connection of their own */
+	pthread_mutex_t lmu;
+	PGconn *lc; /* owned */
+	char *held[BC_STORE_LEADER_MAX]; /* owned: names whose lock lc holds */
 };
 
 struct pg_txn {
@@ -568,6 +573,97 @@ static int pg_notify(struct bc_store *st, struct bc_txn *txn, const char *channe
 	return pg_exec(st, txn, "SELECT pg_notify(CAST(? AS TEXT), CAST(? AS TEXT))", p, 2, NULL, NULL, NULL, err);
 }
 
+/* ---- leader election ---- */
+
+/* FNV-1a 64 of "badge:" name: the advisory lock key. */
+static int64_t leader_key(const char *name)
+{
+	uint64_t h = 1469598103934665603ULL;
+	for (const char *p = "badge:"; *p; p++)
+		h = (h ^ (uint8_t)*p) * 1099511628211ULL;
+	for (const char *p = name; *p; p++)
+		h = (h ^ (uint8_t)*p) * 1099511628211ULL;
+	return (int64_t)h;
+}
+
+static void leader_drop(struct pg_store *s)
+{
+	PQfinish(s->lc);
+	s->lc = NULL;
+	for (size_t i = 0; i < BC_STORE_LEADER_MAX; i++) {
+		if (s->held[i])
+			bc_log_warn("store: lost the database connection: no longer leader for %s", s->held[i]);
+		free(s->held[i]);
+		s->held[i] = NULL;
+	}
+}
+
+/* Runs sql with one BIGINT parameter on lc; *t gets whether the single result is 't'. */
+static int leader_query(struct pg_store *s, const char *sql, int64_t key, bool *t, struct bc_error *err)
+{
+	char kb[32];
+	snprintf(kb, sizeof(kb), "%" PRId64, key);
+	const char *vals[1] = {kb};
+	Oid types[1] = {OID_INT8};
+	PGresult *res = PQexecParams(s->lc, sql, key ? 1 : 0, types, vals, NULL, NULL, 0);
+	if (!res || PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
+		int rc = pg_fail(err, s->lc, res, "leader query");
+		PQclear(res);
+		return rc;
+	}
+	*t = PQgetvalue(res, 0, 0)[0] == 't' || PQgetvalue(res, 0, 0)[0] == '1';
+	PQclear(res);
+	return BC_OK;
+}
+
+static int pg_leader(struct bc_store *st, const char *name, bool *is_leader, struct bc_error *err)
+{
+	struct pg_store *s = (struct pg_store *)st;
+	int rc = BC_OK, slot = -1, free_slot = -1;
+	bool t = false;
+	pthread_mutex_lock(&s->lmu);
+	if (s->lc && conn_broken(s->lc))
+		leader_drop(s);
+	if (!s->lc && (rc = connect_checked(s->url, &s->lc, err)))
+		goto out;
+	for (int i = 0; i < BC_STORE_LEADER_MAX; i++) {
+		if (s->held[i] && !strcmp(s->held[i], name))
+			slot = i;
+		else if (!s->held[i] && free_slot < 0)
+			free_slot = i;
+	}
+	if (slot >= 0) {
+		/* Held: the lock lives as long as the session; one round trip proves the session does. */
+		if ((rc = leader_query(s, "SELECT true", 0, &t, err))) {
+			leader_drop(s);
+			goto out;
+		}
+		*is_leader = true;
+		goto out;
+	}
+	if (free_slot < 0) {
+		rc = bc_error_set(err, BC_ERR_LIMIT, "more than %d leader names", BC_STORE_LEADER_MAX);
+		goto out;
+	}
+	if ((rc = leader_query(s, "SELECT pg_try_advisory_lock($1)", leader_key(name), &t, err))) {
+		leader_drop(s);
+		goto out;
+	}
+	if (t) {
+		if (!(s->held[free_slot] = strdup(name))) {
+			bool ignored;
+			leader_query(s, "SELECT pg_advisory_unlock($1)", leader_key(name), &ignored, err);
+			rc = bc_error_set(err, BC_ERR_NOMEM, "out of memory");
+			goto out;
+		}
+		bc_log_info("store: this replica is now the leader for %s", name);
+	}
+	*is_leader = t;
+out:
+	pthread_mutex_unlock(&s->lmu);
+	return rc;
+}
+
 /* ---- open / free ---- */
 
 static void pg_stop(struct bc_store *st)
@@ -596,6 +692,10 @@ static void pg_free(struct bc_store *st)
 		pc = next;
 	}
 	PQfinish(s->l.c);
+	PQfinish(s->lc);
+	for (size_t i = 0; i < BC_STORE_LEADER_MAX; i++)
+		free(s->held[i]);
+	pthread_mutex_destroy(&s->lmu);
 	for (size_t i = 0; i < s->l.nchannels; i++)
 		free(s->l.channels[i]);
 	free(s->l.channels);
@@ -617,6 +717,7 @@ int store_pg_open(struct bc_store **out, const char *url, struct bc_error *err)
 	pthread_mutex_init(&s->mu, NULL);
 	pthread_cond_init(&s->cv, NULL);
 	pthread_mutex_init(&s->l.mu, NULL);
+	pthread_mutex_init(&s->lmu, NULL);
 	int rc = take_pool_size(s->url, &s->size, err);
 	if (rc)
 		goto fail;
@@ -644,4 +745,5 @@ static const struct store_ops pg_ops = {
 	.migrate_lock = pg_migrate_lock,
 	.listen = pg_listen,
 	.notify = pg_notify,
+	.leader = pg_leader,
 };

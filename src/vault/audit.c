@@ -139,8 +139,11 @@ static void *writer(void *arg)
 		int64_t now = bc_now();
 		if (now - a->last_sweep >= SWEEP_INTERVAL_S) {
 			struct bc_error err = {0};
+			bool leader = false; /* one replica sweeps at a time (bc_store_leader) */
 			a->last_sweep = now;
-			if (vault_obj_sweep(a->st, now, &err) != BC_OK)
+			if (bc_store_leader(a->st, "vault_purge", &leader, &err) != BC_OK)
+				bc_log_warn("vault: purge sweep: %s", err.msg);
+			else if (leader && vault_obj_sweep(a->st, now, &err) != BC_OK)
 				bc_log_warn("vault: purge sweep failed: %s", err.msg);
 		}
 		pthread_mutex_lock(&a->mu);

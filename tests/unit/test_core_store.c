@@ -901,10 +901,41 @@ TEST(parallel_reads)
 	bc_store_free(st);
 }
 
+/* One leader per name among the stores on one database; the next one takes over when it goes. */
+TEST(leader)
+{
+	struct bc_error err = {0};
+	struct bc_store *a = open_store(), *b = open_store();
+	REQUIRE(a && b);
+	char name[64], other[64];
+	snprintf(name, sizeof(name), "test-%d-%d", (int)getpid(), case_no);
+	snprintf(other, sizeof(other), "other-%d-%d", (int)getpid(), case_no);
+	bool la = false, lb = true;
+	CHECK_EQ_INT(bc_store_leader(a, name, &la, &err), BC_OK);
+	CHECK(la);
+	CHECK_EQ_INT(bc_store_leader(a, name, &la, &err), BC_OK); /* still */
+	CHECK(la);
+	CHECK_EQ_INT(bc_store_leader(b, name, &lb, &err), BC_OK);
+	CHECK_EQ_INT(bc_store_leader(b, other, &la, &err), BC_OK); /* another name: independent */
+	CHECK(la);
+	CHECK_EQ_INT(bc_store_leader(a, "", &la, &err), BC_ERR_INVALID);
+	if (IS_PG) {
+		CHECK(!lb);
+		bc_store_free(a); /* the leader goes away: its session, and so its lock, ends */
+		a = NULL;
+		CHECK_EQ_INT(bc_store_leader(b, name, &lb, &err), BC_OK);
+		CHECK(lb);
+	} else {
+		CHECK(lb); /* SQLite: every store is the single server */
+	}
+	bc_store_free(a);
+	bc_store_free(b);
+}
+
 static const struct test_case conformance[] = {
 	T(migrations), T(migrations_concurrent), T(crud), T(nested_queries), T(unique_violation), T(rollback),
 	T(durable_reopen), T(durable_kill9), T(concurrent_counter), T(notify), T(get_helpers),
-	T(reconnect), T(deadlock_conflict), T(parallel_reads),
+	T(reconnect), T(deadlock_conflict), T(parallel_reads), T(leader),
 };
 
 static void run_suite(const char *be, const char *only)

@@ -13,12 +13,14 @@
 #include <microhttpd.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 #include "core/error.h"
 #include "core/log.h"
@@ -64,7 +66,45 @@ struct listener {
 	void *ctx;
 };
 
+/* Parked requests: every field below, in each bc_http_parked, bc_http_waitq and the server's
+ * parking fields, is guarded by park_mu. MHD is never called with park_mu held. */
+enum pstate {
+	P_PENDING,    /* parked by the running handler, not suspended yet */
+	P_SUSPENDING, /* MHD_suspend_connection is being called */
+	P_SUSPENDED,
+	P_WOKEN,      /* resumed (or to be): waits for its pool thread */
+	P_DONE,       /* taken by its pool thread, or the request is gone */
+};
+
+struct bc_http_parked {
+	struct bc_http_server *srv;
+	struct MHD_Connection *conn; /* NULL in bc_http_dispatch_test */
+	struct bc_http_waitq *q;     /* borrowed, NULL when not on a queue */
+	struct bc_http_parked *prev, *next;   /* the server's parked list (until woken) */
+	struct bc_http_parked *qprev, *qnext; /* q's list (until woken) */
+	int64_t deadline;            /* bc_now_ms */
+	enum pstate state;
+	enum bc_http_wake why;
+	bool have_res;
+	struct bc_http_res res;      /* owned: the response given to bc_http_resume */
+	bc_http_resume_fn fn;
+	void *arg;                   /* borrowed */
+	unsigned refs;               /* the request's, and the caller's handle */
+};
+
+struct bc_http_waitq {
+	struct bc_http_parked *head;
+};
+
 struct bc_http_server {
+	/* parking (guarded by park_mu) */
+	struct bc_http_parked *parked; /* suspended or about to be; not woken */
+	size_t nparked;                /* parked and not yet taken back by a pool thread */
+	size_t nlive;                  /* requests ever parked and not yet completed (sent) */
+	bool stopping;
+	bool timer_running, timer_stop;
+	pthread_t timer;
+	pthread_cond_t timer_cond;     /* the timer thread: an earlier deadline, or stop */
 	struct mount *mounts; /* owned array */
 	size_t nmounts;
 	bc_http_handler fallback;
@@ -75,7 +115,7 @@ struct bc_http_server {
 	size_t nlisteners;
 };
 
-enum phase { PH_NEW, PH_BODY, PH_DONE };
+enum phase { PH_NEW, PH_BODY, PH_PARKED, PH_DONE };
 
 struct reqctx {
 	struct bc_http_server *srv;
@@ -98,6 +138,8 @@ struct reqctx {
 	size_t max_body;
 	size_t drained; /* body bytes dropped after the cap */
 	enum phase phase;
+	struct bc_http_parked *park; /* the request's reference; NULL when never parked */
+	struct MHD_Connection *conn; /* NULL in bc_http_dispatch_test */
 	bool decided; /* res holds the answer; the handler is not called */
 	bool client_reqid;
 	int64_t t0;
@@ -105,6 +147,9 @@ struct reqctx {
 	char label[DNS_LABEL_MAX + 1];
 	char ip[INET6_ADDRSTRLEN];
 };
+
+static void park_forget(struct reqctx *c);
+static bool park_settle(struct reqctx *c);
 
 /* ---------- responses ---------- */
 
@@ -347,9 +392,31 @@ size_t bc_http_query_count(const struct bc_http_req *req, const char *key)
 
 /* ---------- the server and its routes ---------- */
 
+static pthread_mutex_t park_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t park_cv; /* broadcast on every wake and every request taken back */
+static pthread_once_t park_once = PTHREAD_ONCE_INIT;
+
+static void monotonic_cond(pthread_cond_t *cv)
+{
+	pthread_condattr_t a;
+	pthread_condattr_init(&a);
+	pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+	pthread_cond_init(cv, &a);
+	pthread_condattr_destroy(&a);
+}
+
+static void park_init(void)
+{
+	monotonic_cond(&park_cv);
+}
+
 struct bc_http_server *bc_http_server_new(void)
 {
-	return calloc(1, sizeof(struct bc_http_server));
+	pthread_once(&park_once, park_init);
+	struct bc_http_server *srv = calloc(1, sizeof(struct bc_http_server));
+	if (srv)
+		monotonic_cond(&srv->timer_cond);
+	return srv;
 }
 
 /* Splits a pattern ("/a/{b}/c") into segments; empty segments in patterns are ignored. */
@@ -721,17 +788,22 @@ static void req_begin(struct reqctx *c)
 		c->decided = true;
 }
 
-/* Runs the handler (unless decided) and completes the response. */
+/* Runs the handler unless the answer is decided. */
+static void run_handler(struct reqctx *c)
+{
+	if (c->decided)
+		return;
+	c->req.body = bc_buf_cstr(&c->body);
+	c->req.body_len = c->body.len;
+	if (c->route)
+		c->route->route->handler(&c->req, &c->res, c->mount->ctx);
+	else
+		c->srv->fallback(&c->req, &c->res, c->srv->fallback_ctx);
+}
+
+/* Completes the response: a valid status, an error body, the request id headers. */
 static void req_finish(struct reqctx *c)
 {
-	if (!c->decided) {
-		c->req.body = bc_buf_cstr(&c->body);
-		c->req.body_len = c->body.len;
-		if (c->route)
-			c->route->route->handler(&c->req, &c->res, c->mount->ctx);
-		else
-			c->srv->fallback(&c->req, &c->res, c->srv->fallback_ctx);
-	}
 	struct bc_http_res *r = &c->res;
 	if (r->status < 100 || r->status > 999) {
 		bc_log(BC_LOG_ERROR, c->reqid, "http: %s %s: the handler set no valid status (%d)", c->req.method,
@@ -757,6 +829,7 @@ static void reqctx_free(struct reqctx *c)
 {
 	if (!c)
 		return;
+	park_forget(c);
 	bc_http_res_release(&c->res);
 	bc_buf_release(&c->body);
 	free(c->target);
@@ -816,12 +889,356 @@ int bc_http_dispatch_test(struct bc_http_server *srv, const char *method, const 
 	bc_buf_init(&c->body, c->max_body + 1);
 	if (!c->decided && body_len && bc_buf_append(&c->body, body, body_len) != BC_OK)
 		decide_error(c, 500, "out of memory");
+	run_handler(c);
+	park_settle(c);
 	req_finish(c);
 	observe(c);
 	*res = c->res;
 	memset(&c->res, 0, sizeof(c->res));
 	reqctx_free(c);
 	return BC_OK;
+}
+
+/* ---------- parked requests ---------- */
+
+static void ts_at(struct timespec *ts, int64_t ms_from_now)
+{
+	clock_gettime(CLOCK_MONOTONIC, ts);
+	ts->tv_sec += ms_from_now / 1000;
+	ts->tv_nsec += (ms_from_now % 1000) * 1000000L;
+	if (ts->tv_nsec >= 1000000000L) {
+		ts->tv_sec++;
+		ts->tv_nsec -= 1000000000L;
+	}
+}
+
+/* Takes p off the server's and its queue's lists. park_mu held. */
+static void park_unlink(struct bc_http_parked *p)
+{
+	struct bc_http_server *srv = p->srv;
+	if (p->prev)
+		p->prev->next = p->next;
+	else if (srv->parked == p)
+		srv->parked = p->next;
+	if (p->next)
+		p->next->prev = p->prev;
+	p->prev = p->next = NULL;
+	if (p->q) {
+		if (p->qprev)
+			p->qprev->qnext = p->qnext;
+		else
+			p->q->head = p->qnext;
+		if (p->qnext)
+			p->qnext->qprev = p->qprev;
+		p->qprev = p->qnext = NULL;
+		p->q = NULL;
+	}
+}
+
+/* Marks p woken. park_mu held. Returns the connection the caller must resume (after unlocking),
+ * or NULL: not suspended yet (its pool thread sees the state) or not parked any more. */
+static struct MHD_Connection *park_wake(struct bc_http_parked *p, enum bc_http_wake why, struct bc_http_res *res)
+{
+	if (p->state >= P_WOKEN)
+		return NULL;
+	bool suspended = p->state == P_SUSPENDED;
+	p->state = P_WOKEN;
+	p->why = why;
+	if (res) {
+		p->res = *res;
+		memset(res, 0, sizeof(*res));
+		p->have_res = true;
+	}
+	park_unlink(p);
+	pthread_cond_broadcast(&park_cv);
+	return suspended ? p->conn : NULL;
+}
+
+static void park_unref(struct bc_http_parked *p)
+{
+	bool last = --p->refs == 0;
+	if (last) {
+		bc_http_res_release(&p->res);
+		free(p);
+	}
+}
+
+void bc_http_parked_release(struct bc_http_parked *p)
+{
+	if (!p)
+		return;
+	pthread_mutex_lock(&park_mu);
+	park_unref(p);
+	pthread_mutex_unlock(&park_mu);
+}
+
+#define TIMER_BATCH 64
+
+static void *timer_main(void *arg)
+{
+	struct bc_http_server *srv = arg;
+	pthread_mutex_lock(&park_mu);
+	while (!srv->timer_stop) {
+		int64_t now = bc_now_ms(), next = INT64_MAX;
+		struct MHD_Connection *conns[TIMER_BATCH];
+		size_t nconns = 0;
+		struct bc_http_parked *p = srv->parked;
+		while (p && nconns < TIMER_BATCH) {
+			struct bc_http_parked *cur = p;
+			p = p->next;
+			if (cur->deadline > now) {
+				next = cur->deadline < next ? cur->deadline : next;
+				continue;
+			}
+			struct MHD_Connection *conn = park_wake(cur, BC_HTTP_TIMEOUT, NULL);
+			if (conn)
+				conns[nconns++] = conn;
+		}
+		if (nconns) {
+			pthread_mutex_unlock(&park_mu);
+			for (size_t i = 0; i < nconns; i++)
+				MHD_resume_connection(conns[i]);
+			pthread_mutex_lock(&park_mu);
+			continue; /* rescan: the batch may have stopped early */
+		}
+		if (next == INT64_MAX) {
+			pthread_cond_wait(&srv->timer_cond, &park_mu);
+		} else {
+			struct timespec ts;
+			ts_at(&ts, next - now);
+			pthread_cond_timedwait(&srv->timer_cond, &park_mu, &ts);
+		}
+	}
+	pthread_mutex_unlock(&park_mu);
+	return NULL;
+}
+
+int bc_http_park(struct bc_http_req *req, struct bc_http_waitq *q, int64_t timeout_ms, bc_http_resume_fn fn,
+		 void *arg, struct bc_http_parked **handle)
+{
+	struct reqctx *c = req->priv;
+	if (!c || !fn || c->decided || (c->park && c->park->state != P_DONE))
+		return BC_ERR_INVALID;
+	struct bc_http_server *srv = c->srv;
+	if (timeout_ms <= 0)
+		timeout_ms = 1;
+	if (timeout_ms > BC_LIMIT_HTTP_PARK_MS)
+		timeout_ms = BC_LIMIT_HTTP_PARK_MS;
+	struct bc_http_parked *p = calloc(1, sizeof(*p));
+	if (!p)
+		return BC_ERR_NOMEM;
+	p->srv = srv;
+	p->conn = c->conn;
+	p->deadline = bc_now_ms() + timeout_ms;
+	p->fn = fn;
+	p->arg = arg;
+	p->refs = handle ? 2 : 1;
+	pthread_mutex_lock(&park_mu);
+	int rc = BC_OK;
+	if (srv->stopping)
+		rc = BC_ERR_UNAVAILABLE;
+	else if (srv->nparked >= BC_LIMIT_HTTP_PARKED)
+		rc = BC_ERR_LIMIT;
+	else if (!srv->timer_running) {
+		srv->timer_stop = false;
+		if (pthread_create(&srv->timer, NULL, timer_main, srv) != 0)
+			rc = BC_ERR_NOMEM;
+		else
+			srv->timer_running = true;
+	}
+	if (rc != BC_OK) {
+		pthread_mutex_unlock(&park_mu);
+		free(p);
+		return rc;
+	}
+	if ((p->next = srv->parked))
+		p->next->prev = p;
+	srv->parked = p;
+	if (q) {
+		p->q = q;
+		if ((p->qnext = q->head))
+			p->qnext->qprev = p;
+		q->head = p;
+	}
+	srv->nparked++;
+	struct bc_http_parked *old = c->park;
+	c->park = p;
+	if (old)
+		park_unref(old);
+	else
+		srv->nlive++;
+	pthread_cond_signal(&srv->timer_cond);
+	pthread_mutex_unlock(&park_mu);
+	if (handle)
+		*handle = p;
+	return BC_OK;
+}
+
+int bc_http_resume(struct bc_http_parked *p, struct bc_http_res *res)
+{
+	pthread_mutex_lock(&park_mu);
+	bool parked = p->state < P_WOKEN;
+	struct MHD_Connection *conn = parked ? park_wake(p, BC_HTTP_RESUMED, res) : NULL;
+	pthread_mutex_unlock(&park_mu);
+	if (conn)
+		MHD_resume_connection(conn);
+	if (!parked && res) {
+		bc_http_res_release(res);
+		memset(res, 0, sizeof(*res));
+	}
+	return parked ? BC_OK : BC_ERR_NOT_FOUND;
+}
+
+struct bc_http_waitq *bc_http_waitq_new(void)
+{
+	return calloc(1, sizeof(struct bc_http_waitq));
+}
+
+void bc_http_waitq_wake(struct bc_http_waitq *q)
+{
+	pthread_mutex_lock(&park_mu);
+	while (q->head) {
+		struct MHD_Connection *conn = park_wake(q->head, BC_HTTP_RESUMED, NULL);
+		if (conn) {
+			pthread_mutex_unlock(&park_mu);
+			MHD_resume_connection(conn);
+			pthread_mutex_lock(&park_mu);
+		}
+	}
+	pthread_mutex_unlock(&park_mu);
+}
+
+void bc_http_waitq_free(struct bc_http_waitq *q)
+{
+	if (!q)
+		return;
+	pthread_mutex_lock(&park_mu);
+	while (q->head) {
+		struct bc_http_parked *p = q->head;
+		q->head = p->qnext;
+		p->q = NULL;
+		p->qprev = p->qnext = NULL;
+	}
+	pthread_mutex_unlock(&park_mu);
+	free(q);
+}
+
+size_t bc_http_parked_count(struct bc_http_server *srv)
+{
+	pthread_mutex_lock(&park_mu);
+	size_t n = srv->nparked;
+	pthread_mutex_unlock(&park_mu);
+	return n;
+}
+
+/* The request's pool thread takes a woken request back: the given response, or the resume
+ * function's (which may park it again). */
+static void park_take(struct reqctx *c)
+{
+	struct bc_http_parked *p = c->park;
+	pthread_mutex_lock(&park_mu);
+	p->state = P_DONE;
+	c->srv->nparked--;
+	pthread_cond_broadcast(&park_cv);
+	bool have = p->have_res;
+	struct bc_http_res given = p->res;
+	memset(&p->res, 0, sizeof(p->res));
+	p->have_res = false;
+	pthread_mutex_unlock(&park_mu);
+	bc_http_res_release(&c->res);
+	memset(&c->res, 0, sizeof(c->res));
+	if (have)
+		c->res = given;
+	else
+		p->fn(&c->req, &c->res, p->why, p->arg);
+}
+
+/* The request is gone (closed, freed): it leaves the lists. */
+static void park_forget(struct reqctx *c)
+{
+	struct bc_http_parked *p = c->park;
+	if (!p)
+		return;
+	pthread_mutex_lock(&park_mu);
+	if (p->state != P_DONE) {
+		park_unlink(p);
+		p->state = P_DONE;
+		c->srv->nparked--;
+	}
+	c->srv->nlive--;
+	pthread_cond_broadcast(&park_cv);
+	park_unref(p);
+	pthread_mutex_unlock(&park_mu);
+	c->park = NULL;
+}
+
+/* After a handler (or resume function) ran: true when the request is now parked and must not be
+ * answered. In bc_http_dispatch_test (no connection) this waits until the request is woken and
+ * takes it back, as many times as it is parked again. */
+static bool park_settle(struct reqctx *c)
+{
+	for (;;) {
+		struct bc_http_parked *p = c->park;
+		if (!p)
+			return false;
+		pthread_mutex_lock(&park_mu);
+		enum pstate st = p->state;
+		if (st == P_DONE) {
+			pthread_mutex_unlock(&park_mu);
+			return false;
+		}
+		if (st == P_PENDING && c->conn) {
+			p->state = P_SUSPENDING;
+			pthread_mutex_unlock(&park_mu);
+			/* no idle timeout while parked; restored when resumed (which also restarts it) */
+			MHD_set_connection_option(c->conn, MHD_CONNECTION_OPTION_TIMEOUT, 0u);
+			c->phase = PH_PARKED;
+			MHD_suspend_connection(c->conn);
+			pthread_mutex_lock(&park_mu);
+			bool woken = p->state == P_WOKEN;
+			if (!woken)
+				p->state = P_SUSPENDED;
+			pthread_mutex_unlock(&park_mu);
+			if (woken) /* while it was being suspended: resume it ourselves */
+				MHD_resume_connection(c->conn);
+			return true;
+		}
+		if (st == P_PENDING) {
+			p->state = P_SUSPENDED;
+			while (p->state != P_WOKEN)
+				pthread_cond_wait(&park_cv, &park_mu);
+		}
+		pthread_mutex_unlock(&park_mu);
+		park_take(c);
+	}
+}
+
+/* Server stop: wakes every parked request and waits (bounded) until their answers are sent. */
+static void park_stop(struct bc_http_server *srv)
+{
+	pthread_mutex_lock(&park_mu);
+	srv->stopping = true;
+	while (srv->parked) {
+		struct MHD_Connection *conn = park_wake(srv->parked, BC_HTTP_STOPPING, NULL);
+		if (conn) {
+			pthread_mutex_unlock(&park_mu);
+			MHD_resume_connection(conn);
+			pthread_mutex_lock(&park_mu);
+		}
+	}
+	struct timespec ts;
+	ts_at(&ts, 5000);
+	while (srv->nlive && pthread_cond_timedwait(&park_cv, &park_mu, &ts) == 0)
+		;
+	if (srv->nlive)
+		bc_log_warn("http: %zu parked requests not answered at stop", srv->nlive);
+	bool join = srv->timer_running;
+	srv->timer_stop = true;
+	srv->timer_running = false;
+	pthread_cond_signal(&srv->timer_cond);
+	pthread_mutex_unlock(&park_mu);
+	if (join)
+		pthread_join(srv->timer, NULL);
 }
 
 /* ---------- libmicrohttpd glue ---------- */
@@ -881,7 +1298,8 @@ static bool body_pending(const struct reqctx *c)
 	return bc_http_header(&c->req, "Transfer-Encoding") || (cl && strtoull(cl, NULL, 10) > 0);
 }
 
-static enum MHD_Result respond(struct reqctx *c, struct MHD_Connection *conn)
+/* Queues the response in c->res (the handler has run). */
+static enum MHD_Result send_response(struct reqctx *c, struct MHD_Connection *conn)
 {
 	req_finish(c);
 	c->phase = PH_DONE;
@@ -905,6 +1323,31 @@ static enum MHD_Result respond(struct reqctx *c, struct MHD_Connection *conn)
 	return ret;
 }
 
+static enum MHD_Result respond(struct reqctx *c, struct MHD_Connection *conn)
+{
+	run_handler(c);
+	if (park_settle(c))
+		return MHD_YES;
+	return send_response(c, conn);
+}
+
+/* MHD calls the handler of a resumed connection again. */
+static enum MHD_Result on_resumed(struct reqctx *c, struct MHD_Connection *conn)
+{
+	MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT, (unsigned)BC_LIMIT_HTTP_TIMEOUT_S);
+	bool woken;
+	pthread_mutex_lock(&park_mu);
+	woken = c->park && c->park->state == P_WOKEN;
+	pthread_mutex_unlock(&park_mu);
+	if (!woken)
+		return MHD_YES; /* not ours to take yet */
+	c->phase = PH_BODY;
+	park_take(c);
+	if (park_settle(c))
+		return MHD_YES;
+	return send_response(c, conn);
+}
+
 /* MHD calls this once with the headers, then once per piece of body, then a final time with
  * *upload_data_size == 0. Answering on the first call while a body is still pending makes MHD
  * close the connection, so normal answers are queued on the final call. */
@@ -919,6 +1362,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	case PH_NEW:
 		c->phase = PH_BODY;
 		c->req.method = method;
+		c->conn = conn;
 		MHD_get_connection_values(conn, MHD_HEADER_KIND, collect_header, c);
 		client_ip(c, conn);
 		req_begin(c);
@@ -958,6 +1402,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		}
 		*upload_data_size = 0;
 		return MHD_YES;
+	case PH_PARKED:
+		*upload_data_size = 0;
+		return on_resumed(c, conn);
 	case PH_DONE:
 	default:
 		*upload_data_size = 0;
@@ -1025,7 +1472,7 @@ static int prepare_fd(int fd, int *port, struct bc_error *err)
 
 static struct MHD_Daemon *start_daemon(struct listener *li, const struct bc_http_listener *l, int fd)
 {
-	unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG | MHD_USE_ITC;
+	unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG | MHD_USE_ITC | MHD_ALLOW_SUSPEND_RESUME;
 	size_t maxconn = l->max_connections ? l->max_connections : BC_LIMIT_HTTP_CONNECTIONS;
 	struct MHD_OptionItem ops[] = {
 		{MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)on_mhd_log, li}, /* first, or MHD warns */
@@ -1107,14 +1554,21 @@ void bc_http_server_stop(struct bc_http_server *srv)
 {
 	if (!srv)
 		return;
+	/* stop accepting first; parked requests are then answered, and MHD_stop_daemon finishes
+	 * and closes the connections (it must not find suspended ones) */
 	for (size_t i = 0; i < srv->nlisteners; i++) {
 		struct listener *li = srv->listeners[i];
 		if (!li->daemon)
 			continue;
-		/* stop accepting first; MHD_stop_daemon then finishes and closes the connections */
 		MHD_socket fd = MHD_quiesce_daemon(li->daemon);
 		if (fd != MHD_INVALID_SOCKET)
 			close(fd);
+	}
+	park_stop(srv);
+	for (size_t i = 0; i < srv->nlisteners; i++) {
+		struct listener *li = srv->listeners[i];
+		if (!li->daemon)
+			continue;
 		MHD_stop_daemon(li->daemon);
 		li->daemon = NULL;
 	}
@@ -1137,5 +1591,6 @@ void bc_http_server_free(struct bc_http_server *srv)
 	for (size_t i = 0; i < srv->nmounts; i++)
 		mount_release(&srv->mounts[i]);
 	free(srv->mounts);
+	pthread_cond_destroy(&srv->timer_cond);
 	free(srv);
 }

@@ -4,7 +4,8 @@
  * empty Key Vault version segment still matches `{version}`), request ids, and one place that
  * turns a handler's response into bytes on the wire.
  *
- * Threading: handlers run on the pool's threads and may block briefly (a database read). */
+ * Threading: handlers run on the pool's threads and may block briefly (a database read); a
+ * handler that must wait long (a long poll) parks its request instead (bc_http_park). */
 #ifndef BC_HTTP_H
 #define BC_HTTP_H
 
@@ -125,9 +126,49 @@ void bc_http_set_observer(struct bc_http_server *srv, bc_http_observer fn, void 
  * it stays the caller's. */
 int bc_http_listen(struct bc_http_server *srv, const struct bc_http_listener *l, int *port,
 		   struct bc_error *err) BC_MUST_CHECK;
-/* Stops every listener: no new connections, in-flight requests finish. */
+/* Stops every listener: no new connections, parked requests are resumed (BC_HTTP_STOPPING) and
+ * answered, in-flight requests finish. */
 void bc_http_server_stop(struct bc_http_server *srv);
 void bc_http_server_free(struct bc_http_server *srv);
+
+/* ---------- parked requests (long polls) ----------
+ *
+ * A handler may park its request instead of answering: the handler returns, the pool thread is
+ * free, and the connection waits (MHD_suspend_connection) until one of
+ *   - bc_http_resume(p, res) from any thread, with the response to send;
+ *   - bc_http_resume(p, NULL) or bc_http_waitq_wake(q): the request's resume function fills the
+ *     response on a pool thread (why = BC_HTTP_RESUMED);
+ *   - its timeout (why = BC_HTTP_TIMEOUT), or the server stopping (why = BC_HTTP_STOPPING).
+ * The resume function runs like a handler (req is intact, res starts empty) and may park the
+ * request again (to wait for the rest of a deadline after a change that did not concern it).
+ * bc_http_dispatch_test supports parking too: it blocks until the request is resumed. */
+struct bc_http_parked; /* a parked request, reference-counted */
+struct bc_http_waitq;  /* a set of parked requests woken together, like a condition variable */
+
+enum bc_http_wake { BC_HTTP_RESUMED, BC_HTTP_TIMEOUT, BC_HTTP_STOPPING };
+typedef void (*bc_http_resume_fn)(struct bc_http_req *req, struct bc_http_res *res, enum bc_http_wake why,
+				  void *arg);
+
+/* Parks req (call from a handler, at most once per call, leaving res alone). q may be NULL.
+ * timeout_ms > 0 (capped at BC_LIMIT_HTTP_PARK_MS). fn is required; arg is borrowed and must
+ * outlive the parked request. When handle is not NULL it receives a reference the caller
+ * releases with bc_http_parked_release. Fails with BC_ERR_UNAVAILABLE when the server is
+ * stopping, BC_ERR_LIMIT over BC_LIMIT_HTTP_PARKED: the handler then answers itself. */
+int bc_http_park(struct bc_http_req *req, struct bc_http_waitq *q, int64_t timeout_ms, bc_http_resume_fn fn,
+		 void *arg, struct bc_http_parked **handle) BC_MUST_CHECK;
+/* Any thread. res: the response to send (its contents are taken, res is left empty, even on
+ * failure), or NULL to have the resume function fill it. BC_ERR_NOT_FOUND when the request is
+ * no longer parked (already resumed, timed out, gone). */
+int bc_http_resume(struct bc_http_parked *p, struct bc_http_res *res);
+void bc_http_parked_release(struct bc_http_parked *p); /* NULL-safe */
+
+struct bc_http_waitq *bc_http_waitq_new(void);
+/* Resumes every request parked on q (each one's resume function fills its response). Any thread. */
+void bc_http_waitq_wake(struct bc_http_waitq *q);
+/* Requests still parked on q are detached from it (their timeout still ends them). */
+void bc_http_waitq_free(struct bc_http_waitq *q);
+/* Requests parked on the server now (tests, metrics). */
+size_t bc_http_parked_count(struct bc_http_server *srv);
 
 /* Runs a request through the routes without a socket (unit tests). host may be NULL. */
 int bc_http_dispatch_test(struct bc_http_server *srv, const char *method, const char *target,

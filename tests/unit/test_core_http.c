@@ -15,10 +15,12 @@
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 #include "core/http.h"
 #include "core/httpc.h"
 #include "core/log.h"
+#include "core/util.h"
 #include "test.h"
 
 /* ---------- a route table ---------- */
@@ -880,6 +882,235 @@ TEST(t_live_https)
 	free(key);
 }
 
+/* ---------- parked requests ---------- */
+
+static struct bc_http_waitq *park_q;
+static struct bc_http_parked *park_handle; /* set by h_park_handle, under park_handle_mu */
+static pthread_mutex_t park_handle_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static void park_done(struct bc_http_req *req, struct bc_http_res *res, enum bc_http_wake why, void *arg)
+{
+	static const char *names[] = {"resumed", "timeout", "stopping"};
+	const char *again = bc_http_query(req, "again");
+	if (why == BC_HTTP_RESUMED && again && strcmp(again, "1") == 0 && !bc_http_query(req, "reparked")) {
+		/* the first wake does not concern this request: park it again (the query marks it) */
+		((struct bc_http_kv *)req->query)[req->nquery - 1].key = "reparked";
+		if (bc_http_park(req, park_q, 20000, park_done, arg, NULL) == 0)
+			return;
+	}
+	bc_http_res_json(res, why == BC_HTTP_STOPPING ? 503 : 200,
+			 json_pack("{s:s,s:s}", "why", names[why], "path", req->path));
+}
+
+static void h_park(struct bc_http_req *req, struct bc_http_res *res, void *ctx)
+{
+	const char *ms = bc_http_query(req, "ms");
+	if (bc_http_park(req, park_q, ms ? atoll(ms) : 20000, park_done, NULL, NULL) != 0)
+		bc_http_res_json(res, 503, NULL);
+}
+
+static void h_park_handle(struct bc_http_req *req, struct bc_http_res *res, void *ctx)
+{
+	struct bc_http_parked *p = NULL;
+	if (bc_http_park(req, NULL, 20000, park_done, NULL, &p) != 0) {
+		bc_http_res_json(res, 503, NULL);
+		return;
+	}
+	pthread_mutex_lock(&park_handle_mu);
+	park_handle = p;
+	pthread_mutex_unlock(&park_handle_mu);
+}
+
+static const struct bc_route park_routes[] = {
+	{"GET", "/park", h_park, NULL, 0},
+	{"GET", "/handle", h_park_handle, NULL, 0},
+	{"GET", "/plain", h_echo, NULL, 0},
+};
+
+static struct bc_http_server *park_server(unsigned threads, int *port)
+{
+	struct bc_error err = {0};
+	struct bc_http_server *s = bc_http_server_new();
+	if (!s || bc_http_mount(s, NULL, NULL, park_routes, 3, "park")) {
+		bc_http_server_free(s);
+		return NULL;
+	}
+	struct bc_http_listener l = {.address = "127.0.0.1:0", .fd = -1, .threads = threads};
+	if (bc_http_listen(s, &l, port, &err) != 0) {
+		fprintf(stderr, "listen: %s\n", err.msg);
+		bc_http_server_free(s);
+		return NULL;
+	}
+	return s;
+}
+
+/* Sends a request on a new connection (Connection: close) and returns the fd, or -1. */
+static int send_req(int port, const char *path)
+{
+	char text[256];
+	int n = snprintf(text, sizeof(text), "GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", path);
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	struct timeval tv = {.tv_sec = 10};
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 || send(fd, text, (size_t)n, MSG_NOSIGNAL) != n) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* Reads the whole answer (until the server closes) and closes fd. */
+static void read_all(int fd, char *out, size_t cap)
+{
+	size_t n = 0;
+	for (;;) {
+		ssize_t r = recv(fd, out + n, cap - 1 - n, 0);
+		if (r <= 0)
+			break;
+		n += (size_t)r;
+		if (n == cap - 1)
+			break;
+	}
+	out[n] = '\0';
+	close(fd);
+}
+
+static bool wait_parked(struct bc_http_server *s, size_t n)
+{
+	int64_t deadline = bc_now_ms() + 10000;
+	while (bc_http_parked_count(s) != n && bc_now_ms() < deadline) {
+		struct timespec ts = {0, 2000000};
+		nanosleep(&ts, NULL); /* polling with a deadline */
+	}
+	return bc_http_parked_count(s) == n;
+}
+
+#define NPARK 200
+
+/* Many parked long polls on 2 pool threads: the server still answers at once; one wake answers
+ * them all; a re-parked request waits for the next wake. */
+TEST(t_park_many)
+{
+	int port = 0;
+	REQUIRE((park_q = bc_http_waitq_new()) != NULL);
+	struct bc_http_server *s = park_server(2, &port);
+	REQUIRE(s != NULL);
+	static int fds[NPARK];
+	for (int i = 0; i < NPARK; i++)
+		REQUIRE((fds[i] = send_req(port, i == 0 ? "/park?again=1&x=1" : "/park")) >= 0);
+	REQUIRE(wait_parked(s, NPARK));
+	char buf[4096];
+	int64_t t0 = bc_now_ms();
+	for (int i = 0; i < 20; i++) {
+		int fd = send_req(port, "/plain");
+		REQUIRE(fd >= 0);
+		read_all(fd, buf, sizeof(buf));
+		CHECK(strncmp(buf, "HTTP/1.1 200", 12) == 0);
+	}
+	CHECK(bc_now_ms() - t0 < 5000);
+	bc_http_waitq_wake(park_q);
+	for (int i = 1; i < NPARK; i++) {
+		read_all(fds[i], buf, sizeof(buf));
+		CHECK(strncmp(buf, "HTTP/1.1 200", 12) == 0);
+		CHECK(strstr(buf, "\"why\":\"resumed\"") != NULL);
+	}
+	REQUIRE(wait_parked(s, 1)); /* the one that parked again */
+	bc_http_waitq_wake(park_q);
+	read_all(fds[0], buf, sizeof(buf));
+	CHECK(strstr(buf, "\"why\":\"resumed\"") != NULL);
+	CHECK_EQ_INT((int)bc_http_parked_count(s), 0);
+	bc_http_server_free(s);
+	bc_http_waitq_free(park_q);
+	park_q = NULL;
+}
+
+/* A timeout answers through the resume function; a handle resumes with a given response once;
+ * stopping the server answers what is still parked. */
+TEST(t_park_timeout_handle_stop)
+{
+	int port = 0;
+	REQUIRE((park_q = bc_http_waitq_new()) != NULL);
+	struct bc_http_server *s = park_server(2, &port);
+	REQUIRE(s != NULL);
+	char buf[4096];
+	int fd = send_req(port, "/park?ms=30");
+	REQUIRE(fd >= 0);
+	read_all(fd, buf, sizeof(buf));
+	CHECK(strstr(buf, "\"why\":\"timeout\"") != NULL);
+
+	fd = send_req(port, "/handle");
+	REQUIRE(fd >= 0);
+	struct bc_http_parked *h = NULL;
+	for (int64_t deadline = bc_now_ms() + 10000; !h && bc_now_ms() < deadline;) {
+		pthread_mutex_lock(&park_handle_mu);
+		h = park_handle;
+		park_handle = NULL;
+		pthread_mutex_unlock(&park_handle_mu);
+		struct timespec ts = {0, 2000000};
+		nanosleep(&ts, NULL); /* polling with a deadline */
+	}
+	REQUIRE(h != NULL);
+	struct bc_http_res given = {0};
+	bc_http_res_text(&given, 202, NULL, "given");
+	CHECK_EQ_INT(bc_http_resume(h, &given), 0);
+	CHECK(given.body.len == 0);
+	read_all(fd, buf, sizeof(buf));
+	CHECK(strncmp(buf, "HTTP/1.1 202", 12) == 0);
+	CHECK(strstr(buf, "given") != NULL);
+	bc_http_res_text(&given, 202, NULL, "again");
+	CHECK_EQ_INT(bc_http_resume(h, &given), BC_ERR_NOT_FOUND);
+	CHECK_EQ_INT(bc_http_resume(h, NULL), BC_ERR_NOT_FOUND);
+	bc_http_parked_release(h);
+
+	int fds[5];
+	for (int i = 0; i < 5; i++)
+		REQUIRE((fds[i] = send_req(port, "/park")) >= 0);
+	REQUIRE(wait_parked(s, 5));
+	bc_http_server_stop(s);
+	for (int i = 0; i < 5; i++) {
+		read_all(fds[i], buf, sizeof(buf));
+		CHECK(strncmp(buf, "HTTP/1.1 503", 12) == 0);
+		CHECK(strstr(buf, "\"why\":\"stopping\"") != NULL);
+	}
+	bc_http_server_free(s);
+	bc_http_waitq_free(park_q);
+	park_q = NULL;
+}
+
+static void *wake_later(void *arg)
+{
+	struct bc_http_server *s = arg;
+	if (wait_parked(s, 1))
+		bc_http_waitq_wake(park_q);
+	return NULL;
+}
+
+/* bc_http_dispatch_test blocks while the request is parked, then answers like a live server. */
+TEST(t_park_dispatch)
+{
+	REQUIRE((park_q = bc_http_waitq_new()) != NULL);
+	struct bc_http_server *s = bc_http_server_new();
+	REQUIRE(s != NULL);
+	REQUIRE(bc_http_mount(s, NULL, NULL, park_routes, 3, "park") == 0);
+	pthread_t t;
+	REQUIRE(pthread_create(&t, NULL, wake_later, s) == 0);
+	int st = 0;
+	json_t *j = dispatch(s, "GET", "/park", NULL, NULL, &st, NULL);
+	pthread_join(t, NULL);
+	CHECK_EQ_INT(st, 200);
+	CHECK_STR(json_string_value(json_object_get(j, "why")), "resumed");
+	json_decref(j);
+	j = dispatch(s, "GET", "/park?ms=10", NULL, NULL, &st, NULL);
+	CHECK_STR(json_string_value(json_object_get(j, "why")), "timeout");
+	json_decref(j);
+	bc_http_server_free(s);
+	bc_http_waitq_free(park_q);
+	park_q = NULL;
+}
+
 TEST_MAIN(T(t_dispatch_routes), T(t_dispatch_query), T(t_dispatch_mounts), T(t_dispatch_errors),
 	  T(t_dispatch_request_id), T(t_form_parse), T(t_pct_decode), T(t_live_paths), T(t_live_raw),
-	  T(t_live_keepalive), T(t_live_concurrent), T(t_live_client), T(t_live_fd_and_ipv6), T(t_live_unix), T(t_live_https))
+	  T(t_live_keepalive), T(t_live_concurrent), T(t_live_client), T(t_live_fd_and_ipv6), T(t_live_unix), T(t_live_https),
+	  T(t_park_many), T(t_park_timeout_handle_stop), T(t_park_dispatch))

@@ -41,6 +41,7 @@ const struct bc_config_spec server_conf_spec[] = {
 	{"location", BC_CONF_STRING, OFF(location), "location reported for resources", "local", 0, 0},
 	{"identity_cert_lifetime", BC_CONF_DURATION, OFF(identity_cert_lifetime), "lifetime of the identity certificates agents get (renewed at half)", "3d", 10, 365 * 86400},
 	{"host_cert_lifetime", BC_CONF_DURATION, OFF(host_cert_lifetime), "lifetime of agents' host certificates (renewed at half)", "30d", 10, 3650 * 86400},
+	{"join_from", BC_CONF_STRING, OFF(join_from), "another replica's data dir: copy its ca.pem, ca.key, master.key, admin.json (scale out)", "", 0, 0},
 };
 const size_t server_conf_nspec = sizeof(server_conf_spec) / sizeof(server_conf_spec[0]);
 
@@ -267,6 +268,8 @@ int server_run(struct server_conf *conf, struct server_hooks *hooks, struct bc_e
 		snprintf(u.local_url, sizeof(u.local_url), "https://%s:%d", host, port);
 	}
 
+	if (conf->join_from && *conf->join_from && (rc = server_join_from(conf->join_from, conf->data_dir, err)))
+		goto done;
 	if ((rc = bc_store_open(&st, conf->store && *conf->store ? conf->store : store_url, err)))
 		goto done;
 	if ((rc = bc_ca_load_or_create(conf->data_dir, "badge local CA", &ca, err)))

@@ -11,6 +11,7 @@ struct server_conf {
 	char *data_dir, *listen, *store, *domain, *tls_names, *log_level, *location, *token_v2_resources;
 	int64_t public_port, threads, token_lifetime, key_prepublish;
 	int64_t identity_cert_lifetime, host_cert_lifetime;
+	char *join_from; /* another replica's data dir: copy its CA, master key, admin.json (join.c) */
 };
 extern const struct bc_config_spec server_conf_spec[];
 extern const size_t server_conf_nspec;
@@ -35,5 +36,8 @@ int server_conf_from_args(struct server_conf *conf, int argc, char **argv, bool 
 /* Runs until SIGTERM/SIGINT (or hooks->should_stop). */
 int server_run(struct server_conf *conf, struct server_hooks *hooks, struct bc_error *err);
 void server_install_signals(void);
+/* Copies ca.pem, ca.key, master.key (and admin.json when there) from `from` into `to` when
+ * absent; fails when `to` already has different ones (src/cli/join.c). */
+int server_join_from(const char *from, const char *to, struct bc_error *err);
 
 #endif

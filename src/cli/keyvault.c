@@ -1,6 +1,7 @@
 /* badge keyvault create|show|list|delete|set-policy|delete-policy (management, az keyvault). */
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "cli/armcli.h"
 #include "cli/cli.h"
@@ -53,6 +54,32 @@ static int vault_path(struct armcli *c, const char *name, char *out, size_t n)
 	}
 	json_decref(list);
 	return rc == -1 ? cli_fail("vault '%s' not found", name) : rc;
+}
+
+/* The permissions the vault's policy for oid has now ({} when it has none). */
+static int current_perms(struct armcli *c, const char *base, const char *oid, json_t **out)
+{
+	char path[1200];
+	json_t *v = NULL, *p;
+	size_t i;
+	snprintf(path, sizeof(path), "%s?%s", base, AV);
+	int rc = armcli_get(c, "GET", path, NULL, &v);
+	if (rc)
+		return rc;
+	*out = NULL;
+	json_array_foreach(json_object_get(json_object_get(v, "properties"), "accessPolicies"), i, p)
+	{
+		const char *o = json_string_value(json_object_get(p, "objectId"));
+		json_t *perm = json_object_get(p, "permissions");
+		if (o && !strcasecmp(o, oid) && json_is_object(perm) && !json_object_get(p, "applicationId")) {
+			*out = json_deep_copy(perm);
+			break;
+		}
+	}
+	json_decref(v);
+	if (!*out)
+		*out = json_object();
+	return *out ? 0 : cli_fail("out of memory");
 }
 
 int cli_keyvault_main(int argc, char **argv)
@@ -108,8 +135,28 @@ int cli_keyvault_main(int argc, char **argv)
 		bool set = !strcmp(cmd, "set-policy");
 		if ((rc = armcli_need("--object-id", oid)))
 			goto out;
-		json_t *entry = json_pack("{s:s,s:s,s:o}", "tenantId", c.s.tenant_id, "objectId", oid, "permissions",
-					  set ? perms(&c) : json_object());
+		json_t *entry;
+		if (set) {
+			/* As az does: the categories given replace that category of the object's policy,
+			 * the others keep what the vault has. */
+			json_t *merged = NULL;
+			if ((rc = current_perms(&c, base, oid, &merged)))
+				goto out;
+			json_t *given = perms(&c);
+			if (json_object_size(given) == 0) {
+				json_decref(given);
+				json_decref(merged);
+				rc = cli_fail("set-policy needs --secret-permissions, --key-permissions or "
+					      "--certificate-permissions");
+				goto out;
+			}
+			json_object_update(merged, given);
+			json_decref(given);
+			entry = json_pack("{s:s,s:s,s:o}", "tenantId", c.s.tenant_id, "objectId", oid, "permissions", merged);
+		} else {
+			entry = json_pack("{s:s,s:s,s:o}", "tenantId", c.s.tenant_id, "objectId", oid, "permissions",
+					  json_object());
+		}
 		json_t *b = json_pack("{s:{s:[o]}}", "properties", "accessPolicies", entry);
 		snprintf(path, sizeof(path), "%s/accessPolicies/%s?%s", base, set ? "replace" : "remove", AV);
 		json_t *o = NULL;

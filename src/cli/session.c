@@ -5,6 +5,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "cli/certcred.h"
 #include "cli/cli.h"
 #include "core/httpc.h"
 #include "core/json.h"
@@ -46,6 +47,7 @@ static void take_admin(struct cli_session *s, const json_t *a)
 	copy(s->subscription_id, sizeof(s->subscription_id), bc_json_str(a, "subscriptionId"));
 	copy(s->client_id, sizeof(s->client_id), bc_json_str(a, "clientId"));
 	copy(s->client_secret, sizeof(s->client_secret), bc_json_str(a, "clientSecret"));
+	copy(s->cert_file, sizeof(s->cert_file), bc_json_str(a, "certificateFile"));
 }
 
 /* Reads KEY='value' lines of a server's env file. */
@@ -134,7 +136,7 @@ int cli_session_init(struct cli_session *s, int *argc, char **argv, struct bc_er
 	if (!s->server[0])
 		return bc_error_set(err, BC_ERR_INVALID,
 				    "no server: run 'badge login', or give --server URL or --data-dir DIR (or BADGE_URL)");
-	if (!s->client_id[0] || !s->client_secret[0] || !s->tenant_id[0])
+	if (!s->client_id[0] || (!s->client_secret[0] && !s->cert_file[0]) || !s->tenant_id[0])
 		return bc_error_set(err, BC_ERR_INVALID,
 				    "no credential: run 'badge login', or give --data-dir DIR (or BADGE_ADMIN_FILE)");
 	if (!s->management_resource[0]) {
@@ -157,12 +159,26 @@ int cli_session_token(struct cli_session *s, const char *resource, struct bc_buf
 	json_t *j = NULL;
 	int rc;
 	bc_httpc_res_init(&res);
-	if ((rc = bc_buf_appends(&form, "grant_type=client_credentials&client_id=")) ||
-	    (rc = bc_httpc_escape(s->client_id, &form)) || (rc = bc_buf_appends(&form, "&client_secret=")) ||
-	    (rc = bc_httpc_escape(s->client_secret, &form)) || (rc = bc_buf_appends(&form, "&scope=")) ||
-	    (rc = bc_httpc_escape(resource, &form)) ||
-	    (rc = bc_buf_appends(&form, "%2F.default")) ||
-	    (rc = bc_buf_appendf(&url, "%s/%s/oauth2/v2.0/token", s->server, s->tenant_id))) {
+	if ((rc = bc_buf_appendf(&url, "%s/%s/oauth2/v2.0/token", s->server, s->tenant_id)) ||
+	    (rc = bc_buf_appends(&form, "grant_type=client_credentials&client_id=")) ||
+	    (rc = bc_httpc_escape(s->client_id, &form)) || (rc = bc_buf_appends(&form, "&scope=")) ||
+	    (rc = bc_httpc_escape(resource, &form)) || (rc = bc_buf_appends(&form, "%2F.default"))) {
+		bc_error_set(err, rc, "out of memory");
+		goto done;
+	}
+	if (s->cert_file[0]) {
+		struct bc_buf jws = {0};
+		if ((rc = cli_cert_assertion(s->cert_file, s->client_id, url.data, &jws, err)))
+			goto done;
+		rc = bc_buf_appends(&form, "&client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-"
+					   "bearer&client_assertion=");
+		if (!rc)
+			rc = bc_buf_appends(&form, jws.data);
+		bc_buf_wipe(&jws);
+	} else if (!(rc = bc_buf_appends(&form, "&client_secret="))) {
+		rc = bc_httpc_escape(s->client_secret, &form);
+	}
+	if (rc) {
 		bc_error_set(err, rc, "out of memory");
 		goto done;
 	}
@@ -247,6 +263,8 @@ int cli_session_save(const struct cli_session *s, struct bc_error *err)
 	json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "server", s->server, "caFile", s->ca_file,
 			      "tenantId", s->tenant_id, "subscriptionId", s->subscription_id, "clientId", s->client_id,
 			      "clientSecret", s->client_secret, "managementResource", s->management_resource);
+	if (j && s->cert_file[0])
+		json_object_set_new(j, "certificateFile", json_string(s->cert_file));
 	char *text = j ? json_dumps(j, JSON_INDENT(2)) : NULL;
 	json_decref(j);
 	if (!text)

@@ -17,6 +17,7 @@ struct cli_session {
 	char subscription_id[64];
 	char client_id[64];
 	char client_secret[256];  /* wiped on release */
+	char cert_file[4096];     /* or a PEM certificate + key: tokens by client assertion (badge login --certificate) */
 	char management_resource[512];
 	char token[16384];     /* cached management token */
 };
@@ -24,7 +25,8 @@ struct cli_session {
 /* Consumes the session flags it knows from argv (compacting argv, updating *argc). */
 int cli_session_init(struct cli_session *s, int *argc, char **argv, struct bc_error *err) BC_MUST_CHECK;
 void cli_session_release(struct cli_session *s);
-/* A token for resource (client credentials with the session's secret). */
+/* A token for resource (client credentials with the session's secret, or an assertion signed
+ * with the certificate's key when cert_file is set). */
 int cli_session_token(struct cli_session *s, const char *resource, struct bc_buf *out, struct bc_error *err) BC_MUST_CHECK;
 /* Calls the server with a management token: method, path (with query), optional JSON body.
  * *status gets the HTTP status, *out the parsed JSON body (NULL when empty). */

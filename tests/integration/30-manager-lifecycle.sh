@@ -97,6 +97,19 @@ kv=$(b keyvault set-policy -n kv1 --object-id "$race_oid" --secret-permissions g
 jq -e --arg o "$race_oid" '.properties.accessPolicies[] | select(.objectId == $o) | .permissions.secrets | index("get")' \
 	<<<"$kv" >/dev/null || bt_fail "policy not set"
 [[ $(jq -r .properties.vaultUri <<<"$kv") == "https://kv1.$BADGE_VAULT_SUFFIX:$BADGE_PORT/" ]] || bt_fail "vaultUri"
+# set-policy merges as az does: the categories given replace theirs, the others stay
+kv=$(b keyvault set-policy -n kv1 --object-id "$race_oid" --key-permissions get wrapKey)
+pol() { jq -c --arg o "$race_oid" ".properties.accessPolicies | map(select(.objectId == \$o)) | .[0].permissions.$1 // [] | sort" <<<"$kv"; }
+bt_assert_eq "$(pol secrets)" '["get","list"]' "set-policy --key-permissions kept the secret permissions"
+bt_assert_eq "$(pol keys)" '["get","wrapKey"]' "set-policy --key-permissions"
+kv=$(b keyvault set-policy -n kv1 --object-id "$race_oid" --secret-permissions set)
+bt_assert_eq "$(pol secrets)" '["set"]' "set-policy --secret-permissions replaces that category"
+bt_assert_eq "$(pol keys)" '["get","wrapKey"]' "set-policy --secret-permissions kept the key permissions"
+bt_assert_eq "$(jq --arg o "$race_oid" '[.properties.accessPolicies[] | select(.objectId == $o)] | length' <<<"$kv")" 1 \
+	"one policy entry per object"
+if b keyvault set-policy -n kv1 --object-id "$race_oid" 2>/dev/null; then
+	bt_fail "set-policy without permissions was accepted"
+fi
 b keyvault delete-policy -n kv1 --object-id "$race_oid" | jq -e '.properties.accessPolicies | length == 0' >/dev/null ||
 	bt_fail "policy not removed"
 if b keyvault set-policy -n kv1 --object-id "$race_oid" --secret-permissions fly 2>/dev/null; then

@@ -12,6 +12,8 @@
 #   bt_stop PID                 TERM, wait up to BT_STOP_TIMEOUT (10 s), then KILL
 #   bt_wait_for CMD...          run CMD until it succeeds, at most BT_WAIT_TIMEOUT (30 s)
 #   bt_cleanup CMD...           register a cleanup command of your own
+#   bt_spawn LOG CMD...         start CMD in the background (output to LOG), set BT_PID, stop it
+#                               at exit and show LOG on failure: for agents, `badge up`, ...
 #   bt_log FILE                 show FILE's last lines if the test fails (server logs are
 #                               registered by bt_start_server)
 #   bt_fail MSG                 print "FAIL: MSG" and exit 1
@@ -105,6 +107,15 @@ bt_stop() {
 		kill -KILL "$pid" 2>/dev/null || true
 	fi
 	wait "$pid" 2>/dev/null || true
+}
+
+bt_spawn() {
+	local log=$1
+	shift
+	"$@" >>"$log" 2>&1 </dev/null &
+	BT_PID=$!
+	bt_cleanup bt_stop "$BT_PID"
+	_bt_logs+=("$log")
 }
 
 bt_start_server() {

@@ -49,12 +49,12 @@ struct peer {
 	size_t nrec;
 };
 
-static void peer_copy(char *dst, size_t n, const char *s)
+static inline void peer_copy(char *dst, size_t n, const char *s)
 {
 	snprintf(dst, n, "%s", s ? s : "");
 }
 
-static void peer_handle(struct bc_http_req *req, struct bc_http_res *res, void *ctx)
+static inline void peer_handle(struct bc_http_req *req, struct bc_http_res *res, void *ctx)
 {
 	struct peer *p = ctx;
 	bool mi = strncmp(req->path, "/metadata", 9) == 0 || strncmp(req->path, "/msi", 4) == 0;
@@ -86,14 +86,14 @@ static void peer_handle(struct bc_http_req *req, struct bc_http_res *res, void *
 		(void)bc_http_res_header(res, a.hname, a.hvalue);
 }
 
-static void peer_reset(struct peer *p)
+static inline void peer_reset(struct peer *p)
 {
 	pthread_mutex_lock(&p->mu);
 	p->nmi = p->nother = p->next_mi = p->next_other = p->nrec = 0;
 	pthread_mutex_unlock(&p->mu);
 }
 
-static void peer_mi(struct peer *p, struct peer_answer a)
+static inline void peer_mi(struct peer *p, struct peer_answer a)
 {
 	pthread_mutex_lock(&p->mu);
 	if (p->nmi < PEER_MAX)
@@ -101,7 +101,7 @@ static void peer_mi(struct peer *p, struct peer_answer a)
 	pthread_mutex_unlock(&p->mu);
 }
 
-static void peer_other(struct peer *p, struct peer_answer a)
+static inline void peer_other(struct peer *p, struct peer_answer a)
 {
 	pthread_mutex_lock(&p->mu);
 	if (p->nother < PEER_MAX)
@@ -109,7 +109,7 @@ static void peer_other(struct peer *p, struct peer_answer a)
 	pthread_mutex_unlock(&p->mu);
 }
 
-static size_t peer_count(struct peer *p)
+static inline size_t peer_count(struct peer *p)
 {
 	pthread_mutex_lock(&p->mu);
 	size_t n = p->nrec;
@@ -117,7 +117,7 @@ static size_t peer_count(struct peer *p)
 	return n;
 }
 
-static int peer_start(struct peer *p)
+static inline int peer_start(struct peer *p)
 {
 	struct bc_error err = {0};
 	struct bc_ca *ca = NULL;
@@ -152,7 +152,7 @@ static int peer_start(struct peer *p)
 	return rc;
 }
 
-static void peer_stop(struct peer *p)
+static inline void peer_stop(struct peer *p)
 {
 	bc_http_server_stop(p->srv);
 	bc_http_server_free(p->srv);
@@ -172,7 +172,7 @@ struct fake_clock {
 	pthread_mutex_t mu;
 };
 
-static int64_t fake_now(void *ctx)
+static inline int64_t fake_now(void *ctx)
 {
 	struct fake_clock *c = ctx;
 	pthread_mutex_lock(&c->mu);
@@ -181,7 +181,7 @@ static int64_t fake_now(void *ctx)
 	return n;
 }
 
-static void fake_sleep(void *ctx, int64_t ms)
+static inline void fake_sleep(void *ctx, int64_t ms)
 {
 	struct fake_clock *c = ctx;
 	pthread_mutex_lock(&c->mu);
@@ -191,14 +191,14 @@ static void fake_sleep(void *ctx, int64_t ms)
 	pthread_mutex_unlock(&c->mu);
 }
 
-static void fake_init(struct fake_clock *c, int64_t now_s)
+static inline void fake_init(struct fake_clock *c, int64_t now_s)
 {
 	memset(c, 0, sizeof(*c));
 	pthread_mutex_init(&c->mu, NULL);
 	c->now_ms = now_s * 1000;
 }
 
-static void fake_advance(struct fake_clock *c, int64_t s)
+static inline void fake_advance(struct fake_clock *c, int64_t s)
 {
 	pthread_mutex_lock(&c->mu);
 	c->now_ms += s * 1000;

@@ -111,6 +111,11 @@ int badge_credential_new_client_certificate(struct badge_credential **out, const
 					    const char *tenant, const char *client_id, const char *cert_file,
 					    const char *key_file) BADGE_MUST_CHECK;
 
+/* A fixed access token obtained elsewhere (no refresh): get_token hands it out for any resource
+ * until expires_on (epoch seconds; 0 = no known expiry), then fails with BADGE_E_AUTH. */
+int badge_credential_new_access_token(struct badge_credential **out, const char *token,
+				      int64_t expires_on) BADGE_MUST_CHECK;
+
 /* Options; set them before the credential is shared or first used. */
 /* Trust anchors (PEM file) for https token endpoints. */
 int badge_credential_set_ca_file(struct badge_credential *c, const char *path) BADGE_MUST_CHECK;
@@ -128,7 +133,7 @@ int badge_credential_get_token(struct badge_credential *c, const char *resource,
 			       int64_t *expires_on) BADGE_MUST_CHECK;
 
 /* The source a managed-identity credential chose: "imds", "pod-identity", "app-service", or
- * "client-secret", "client-certificate". */
+ * "client-secret", "client-certificate", "access-token". */
 const char *badge_credential_kind(const struct badge_credential *c);
 
 /* Copies the message of the credential's last failure into buf (NUL-terminated, truncated to n).

@@ -1,14 +1,15 @@
 /* badge keyvault secret|key|audit: the vault's data plane from the command line (az keyvault
- * secret/key's verbs). Requests go path-style (https://SERVER/vaults/NAME/...) so no DNS name is
- * needed; the token comes from --token / BADGE_TOKEN, or from the session's credential for the
- * resource the vault's own 401 challenge names. `audit` reads the audit trail from the store. */
+ * secret/key's verbs), a client of libbadge like any application. Requests go path-style
+ * (https://SERVER/vaults/NAME/...) so no DNS name is needed; the token comes from --token /
+ * BADGE_TOKEN, or from the session's service principal for the resource the vault's own 401
+ * challenge names. `audit` reads the audit trail from the store. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "badge/badge.h"
 #include "cli/cli.h"
 #include "cli/session.h"
 #include "core/b64.h"
-#include "core/httpc.h"
 #include "core/json.h"
 #include "core/store.h"
 #include "core/util.h"
@@ -31,7 +32,8 @@ struct opts {
 
 struct kv {
 	struct cli_session s;
-	char token[16384];
+	struct badge_credential *cred; /* owned */
+	struct badge_keyvault *kv;     /* owned */
 	const struct opts *o;
 };
 
@@ -154,101 +156,56 @@ static json_t *attrs_json(const struct opts *o)
 	return a;
 }
 
-/* ---- HTTP ---------------------------------------------------------------------------------- */
+/* ---- the vault, through libbadge ----------------------------------------------------------- */
 
-static int vault_url(struct kv *k, const char *path, struct bc_buf *url)
-{
-	return bc_buf_appendf(url, "%s/vaults/%s%s%sapi-version=%s", k->s.server, k->o->vault, path,
-			      strchr(path, '?') ? "&" : "?", KV_API);
-}
-
-/* Learns the vault's token resource from its 401 challenge, as the Azure SDKs do. */
-static int challenge_resource(struct kv *k, char *out, size_t n, struct bc_error *err)
-{
-	struct bc_buf url = {0};
-	struct bc_httpc_res res;
-	bc_httpc_res_init(&res);
-	int rc = vault_url(k, "/secrets", &url);
-	struct bc_httpc_req req = {
-		.method = "GET", .url = bc_buf_cstr(&url), .ca_file = k->s.ca_file[0] ? k->s.ca_file : NULL};
-	if (rc == BC_OK)
-		rc = bc_httpc_do(&req, &res, err);
-	const char *r = rc == BC_OK ? strstr(res.www_authenticate, "resource=\"") : NULL;
-	if (rc == BC_OK && (!r || res.status != 401))
-		rc = bc_error_set(err, BC_ERR_UNAVAILABLE,
-				  "the vault did not answer with a challenge (status %ld)", res.status);
-	if (rc == BC_OK) {
-		r += strlen("resource=\"");
-		const char *end = strchr(r, '"');
-		snprintf(out, n, "%.*s", end ? (int)(end - r) : 0, r);
-	}
-	bc_buf_release(&url);
-	bc_httpc_res_release(&res);
-	return rc;
-}
-
-static int get_token(struct kv *k, struct bc_error *err)
+/* The client: path-style base on the session's server (no DNS name needed, so the challenge's
+ * resource cannot be checked against the host: the server is the one the operator configured),
+ * the session's service principal as a client-secret credential, or a fixed --token. */
+static int open_vault(struct kv *k)
 {
 	const char *t = k->o->token ? k->o->token : getenv("BADGE_TOKEN");
-	if (t && *t) {
-		snprintf(k->token, sizeof(k->token), "%s", t);
-		return BC_OK;
-	}
-	char resource[600];
-	struct bc_buf tok = {0};
-	int rc = challenge_resource(k, resource, sizeof(resource), err);
-	if (rc == BC_OK)
-		rc = cli_session_token(&k->s, resource, &tok, err);
-	if (rc == BC_OK)
-		snprintf(k->token, sizeof(k->token), "%s", bc_buf_cstr(&tok));
-	bc_buf_wipe(&tok);
-	return rc;
+	char url[1024];
+	int rc;
+	if (t && *t)
+		rc = badge_credential_new_access_token(&k->cred, t, 0);
+	else
+		rc = badge_credential_new_client_secret(&k->cred, k->s.server, k->s.tenant_id, k->s.client_id,
+							k->s.client_secret);
+	if (rc == BADGE_OK && k->s.ca_file[0])
+		rc = badge_credential_set_ca_file(k->cred, k->s.ca_file);
+	if (rc != BADGE_OK)
+		return cli_fail("cannot make a credential: %s", badge_status_name(rc));
+	snprintf(url, sizeof(url), "%s/vaults/%s", k->s.server, k->o->vault);
+	if ((rc = badge_keyvault_new(&k->kv, url, k->cred)) != BADGE_OK)
+		return cli_fail("cannot use the vault at %s: %s", url, badge_status_name(rc));
+	if ((rc = badge_keyvault_set_api_version(k->kv, KV_API)) != BADGE_OK ||
+	    (rc = badge_keyvault_set_challenge_verification(k->kv, 0)) != BADGE_OK ||
+	    (k->s.ca_file[0] && (rc = badge_keyvault_set_ca_file(k->kv, k->s.ca_file)) != BADGE_OK))
+		return cli_fail("cannot configure the vault client: %s", badge_status_name(rc));
+	return 0;
 }
 
-/* One request; url_or_path is a vault path ("/secrets/x") or an absolute nextLink. */
+/* One request; url_or_path is a vault path ("/secrets/x") or an absolute nextLink. On BC_OK
+ * *status and *out (the parsed body, NULL when empty) are set. */
 static int call(struct kv *k, const char *method, const char *url_or_path, const json_t *body, long *status,
 		json_t **out, struct bc_error *err)
 {
-	struct bc_buf url = {0}, auth = {0};
-	struct bc_httpc_res res;
-	char *payload = NULL;
-	int rc;
+	char *payload = NULL, *text = NULL;
 	*out = NULL;
-	bc_httpc_res_init(&res);
-	if (!k->token[0] && (rc = get_token(k, err)))
-		return rc;
-	rc = strncmp(url_or_path, "https://", 8) == 0 ? bc_buf_appends(&url, url_or_path)
-						      : vault_url(k, url_or_path, &url);
-	if (rc == BC_OK)
-		rc = bc_buf_appendf(&auth, "Authorization: Bearer %s", k->token);
-	if (rc == BC_OK && body && !(payload = json_dumps(body, JSON_COMPACT)))
-		rc = BC_ERR_NOMEM;
-	if (rc != BC_OK) {
-		rc = bc_error_set(err, rc, "out of memory");
-		goto done;
-	}
-	const char *hdrs[] = {auth.data, "Content-Type: application/json", "Accept: application/json", NULL};
-	struct bc_httpc_req req = {.method = method,
-				   .url = url.data,
-				   .headers = hdrs,
-				   .body = payload,
-				   .body_len = payload ? strlen(payload) : 0,
-				   .ca_file = k->s.ca_file[0] ? k->s.ca_file : NULL};
-	if ((rc = bc_httpc_do(&req, &res, err)))
-		goto done;
-	*status = res.status;
-	if (res.body.len && bc_json_parse(res.body.data, res.body.len, 0, out, NULL) != BC_OK)
-		*out = json_pack("{s:{s:s,s:s}}", "error", "code", "BadResponse", "message",
-				 "the vault answered with non-JSON");
-done:
+	if (body && !(payload = json_dumps(body, JSON_COMPACT)))
+		return bc_error_set(err, BC_ERR_NOMEM, "out of memory");
+	int rc = badge_keyvault_request(k->kv, method, url_or_path, payload, status, &text);
 	if (payload) {
 		bc_wipe(payload, strlen(payload));
 		free(payload);
 	}
-	bc_buf_wipe(&auth);
-	bc_buf_release(&url);
-	bc_httpc_res_release(&res);
-	return rc;
+	if (rc != BADGE_OK)
+		return bc_error_set(err, BC_ERR_UNAVAILABLE, "%s", badge_keyvault_errmsg(k->kv));
+	if (text && bc_json_parse(text, strlen(text), 0, out, NULL) != BC_OK)
+		*out = json_pack("{s:{s:s,s:s}}", "error", "code", "BadResponse", "message",
+				 "the vault answered with non-JSON");
+	badge_free_secret(text);
+	return BC_OK;
 }
 
 /* Calls, prints the result (or the error) and returns the exit status. */
@@ -637,10 +594,13 @@ int cli_keyvault_data_main(int argc, char **argv)
 		goto done;
 	}
 	k->o = &o;
+	if ((rc = open_vault(k)))
+		goto done;
 	rc = !strcmp(family, "secret") ? secret_verb(k, verb) : key_verb(k, verb);
 done:
+	badge_keyvault_free(k->kv);
+	badge_credential_free(k->cred);
 	cli_session_release(&k->s);
-	bc_wipe(k->token, sizeof(k->token));
 	free(k);
 	return rc;
 }

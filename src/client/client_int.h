@@ -21,7 +21,7 @@
 #define CLIENT_MAX_RESOURCES 64       /* distinct resources cached per credential */
 #define CLIENT_KV_RETRIES 3           /* Key Vault: retries of 408/429/5xx */
 
-enum cred_kind { CRED_IMDS, CRED_POD, CRED_APPSERVICE, CRED_SECRET, CRED_CERT };
+enum cred_kind { CRED_IMDS, CRED_POD, CRED_APPSERVICE, CRED_SECRET, CRED_CERT, CRED_FIXED };
 
 struct cache_entry {
 	struct cache_entry *next; /* owned */
@@ -42,7 +42,8 @@ struct badge_credential {
 	enum badge_identity_kind id_kind;
 	char *id;             /* owned, NULL for system-assigned */
 	char *client_id;      /* owned (directory credentials) */
-	char *secret;         /* owned, wiped */
+	char *secret;         /* owned, wiped (client secret, or the fixed access token) */
+	int64_t fixed_expires_on; /* CRED_FIXED: epoch s, 0 = unknown */
 	struct bc_jwk *key;   /* owned (certificate credential) */
 	char x5t256[44];
 	char *ca_file;        /* owned, NULL = SSL_CERT_FILE or the system default */

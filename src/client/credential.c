@@ -134,6 +134,22 @@ static int set_str(char **dst, const char *v)
 	return BADGE_OK;
 }
 
+int badge_credential_new_access_token(struct badge_credential **out, const char *token, int64_t expires_on)
+{
+	if (!out || !token || !*token || strlen(token) > BC_LIMIT_JWT_BYTES)
+		return BADGE_E_INVALID;
+	struct badge_credential *c = cred_alloc(CRED_FIXED);
+	if (!c)
+		return BADGE_E_NOMEM;
+	if (!(c->secret = strdup(token))) {
+		badge_credential_free(c);
+		return BADGE_E_NOMEM;
+	}
+	c->fixed_expires_on = expires_on;
+	*out = c;
+	return BADGE_OK;
+}
+
 int badge_credential_set_ca_file(struct badge_credential *c, const char *path)
 {
 	return c ? set_str(&c->ca_file, path) : BADGE_E_INVALID;
@@ -151,8 +167,8 @@ int badge_credential_set_clock(struct badge_credential *c, badge_clock_fn now_ms
 
 const char *badge_credential_kind(const struct badge_credential *c)
 {
-	static const char *const kinds[] = {"imds", "pod-identity", "app-service", "client-secret",
-					    "client-certificate"};
+	static const char *const kinds[] = {"imds",          "pod-identity",       "app-service",
+					    "client-secret", "client-certificate", "access-token"};
 	return c ? kinds[c->kind] : "";
 }
 
@@ -261,6 +277,19 @@ static int refresh_locked(struct badge_credential *c, struct cache_entry *e, cha
 	return bc_error_set(err, rc, "%s", ferr.msg);
 }
 
+static int fixed_token(struct badge_credential *c, char **token, int64_t *expires_on, struct bc_error *err)
+{
+	if (c->fixed_expires_on && cred_now_ms(c) / 1000 >= c->fixed_expires_on)
+		return bc_error_set(err, BADGE_E_AUTH, "the access token has expired");
+	char *t = strdup(c->secret);
+	if (!t)
+		return bc_error_set(err, BADGE_E_NOMEM, "out of memory");
+	*token = t;
+	if (expires_on)
+		*expires_on = c->fixed_expires_on;
+	return BADGE_OK;
+}
+
 int cred_token(struct badge_credential *c, const char *resource, char **token, int64_t *expires_on,
 	       struct bc_error *err)
 {
@@ -268,6 +297,8 @@ int cred_token(struct badge_credential *c, const char *resource, char **token, i
 	if (!c || !token || normalise_resource(resource, res, sizeof(res)) != BADGE_OK)
 		return bc_error_set(err, BADGE_E_INVALID, "a credential, a resource (at most %d bytes) and an output are required",
 				    BC_LIMIT_RESOURCE);
+	if (c->kind == CRED_FIXED)
+		return fixed_token(c, token, expires_on, err);
 	pthread_mutex_lock(&c->mu);
 	struct cache_entry *e = entry_get(c, res);
 	int rc;
@@ -308,7 +339,7 @@ out:
 void cred_invalidate(struct badge_credential *c, const char *resource, const char *token)
 {
 	char res[BC_LIMIT_RESOURCE + 1];
-	if (normalise_resource(resource, res, sizeof(res)) != BADGE_OK)
+	if (c->kind == CRED_FIXED || normalise_resource(resource, res, sizeof(res)) != BADGE_OK)
 		return;
 	pthread_mutex_lock(&c->mu);
 	for (struct cache_entry *e = c->cache; e; e = e->next)

@@ -579,6 +579,28 @@ TEST(t_client_certificate)
 	bc_ca_free(ca);
 }
 
+TEST(t_access_token)
+{
+	struct fake_clock fc;
+	fake_init(&fc, T0);
+	struct badge_credential *c = NULL;
+	CHECK_EQ_INT(badge_credential_new_access_token(&c, "", 0), BADGE_E_INVALID);
+	REQUIRE(badge_credential_new_access_token(&c, "fixed", T0 + 60) == BADGE_OK);
+	REQUIRE(badge_credential_set_clock(c, fake_now, fake_sleep, &fc) == BADGE_OK);
+	CHECK_STR(badge_credential_kind(c), "access-token");
+	char *t = NULL;
+	int64_t exp = 0;
+	CHECK_EQ_INT(badge_credential_get_token(c, "https://any.example", &t, &exp), BADGE_OK);
+	CHECK_STR(t, "fixed");
+	CHECK_EQ_INT(exp, T0 + 60);
+	badge_free_secret(t);
+	t = NULL;
+	fake_advance(&fc, 60);
+	CHECK_EQ_INT(badge_credential_get_token(c, "https://any.example", &t, NULL), BADGE_E_AUTH);
+	CHECK(t == NULL);
+	badge_credential_free(c);
+}
+
 TEST(t_start)
 {
 	REQUIRE(peer_start(&P) == 0);
@@ -593,4 +615,4 @@ TEST_MAIN(T(t_start), T(t_imds_system_assigned), T(t_imds_default_endpoint_and_s
 	  T(t_app_service), T(t_retry_404_then_ok), T(t_retry_5xx_exhausted), T(t_retry_429_retry_after),
 	  T(t_retry_410_for_70s), T(t_400_is_final), T(t_unreachable_is_retried), T(t_cache_and_refresh),
 	  T(t_failed_refresh_keeps_valid_token), T(t_bad_token_responses), T(t_threads_share_one_request),
-	  T(t_client_secret), T(t_client_certificate), T(t_stop))
+	  T(t_client_secret), T(t_client_certificate), T(t_access_token), T(t_stop))

@@ -80,7 +80,7 @@ int cli_directory_main(int argc, char **argv)
 	struct cli_session s;
 	struct bc_error err;
 	char path[512];
-	if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
+	if (argc < 2 || flag(argc, argv, "-h") || flag(argc, argv, "--help")) {
 		usage(argc < 2 ? stderr : stdout);
 		return argc < 2 ? 2 : 0;
 	}

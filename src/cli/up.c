@@ -6,7 +6,11 @@
  * manager for a join token with the bootstrap administrator's credential — and starts it.
  * Isolation: network namespaces when root, the App Service flavour otherwise (--isolation).
  * As root the server listens on 0.0.0.0 by default, so that instances reach it through their
- * veth link; every other --option goes to the server (see `badge server --help`). */
+ * veth link; every other --option goes to the server (see `badge server --help`).
+ * Once both serve, DIR/env is written: the server's env file plus BADGE_AGENT_DIR, so that after
+ * `source DIR/env` the CLI reaches the server and `badge vm exec` the agent. If the agent cannot
+ * start, the whole process stops (exit status 1). */
+#include <limits.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -17,15 +21,18 @@
 #include "cli/cli.h"
 #include "cli/server.h"
 #include "cli/session.h"
+#include "core/buf.h"
 #include "core/json.h"
 #include "core/log.h"
 #include "core/util.h"
 
 #define UP_MAX_ARGS 64
 #define HOSTS_API_VERSION "2024-01-01"
+#define UP_SYNC_TIMEOUT_S 3
 
 struct up {
 	struct agent_config acfg;
+	char dir[4096];
 	char agent_dir[4096];
 	char server_dir[4096];
 	const char *host_name;
@@ -45,7 +52,7 @@ static void usage(FILE *f)
 {
 	fprintf(f, "usage: badge up --data-dir DIR [--isolation auto|netns|appservice] [--host-name NAME]\n"
 		   "                [--join-token T] [--rate N] [--concurrency N] [--unlimited]\n"
-		   "                [--netns-prefix P] [--netns-subnet A.B.0.0] [server options...]\n"
+		   "                [--netns-prefix P] [--netns-subnet A.B.0.0] [--sync-timeout S] [server options...]\n"
 		   "Runs the server (DIR/server) and this host's agent (DIR/agent) together.\n");
 }
 
@@ -97,6 +104,30 @@ static int fetch_join_token(struct up *u, struct bc_error *err)
 	return rc;
 }
 
+/* DIR/env: the server's env file and where the agent is; its appearance means "ready". */
+static int write_env(struct up *u, struct bc_error *err)
+{
+	char path[4200], *text = NULL;
+	size_t len = 0;
+	struct bc_buf out = {0};
+	char abs[4096];
+	snprintf(path, sizeof(path), "%s/env", u->server_dir);
+	int rc = bc_read_file(path, 1 << 16, &text, &len, err);
+	if (rc != BC_OK)
+		return rc;
+	if (!realpath(u->agent_dir, abs))
+		snprintf(abs, sizeof(abs), "%s", u->agent_dir);
+	if (bc_buf_append(&out, text, len) || (len && text[len - 1] != '\n' && bc_buf_appends(&out, "\n")) ||
+	    bc_buf_appendf(&out, "export BADGE_AGENT_DIR='%s'\n", abs))
+		rc = bc_error_set(err, BC_ERR_NOMEM, "out of memory");
+	free(text);
+	snprintf(path, sizeof(path), "%s/env", u->dir);
+	if (rc == BC_OK)
+		rc = bc_write_file_atomic(path, out.data, out.len, 0644, err);
+	bc_buf_release(&out);
+	return rc;
+}
+
 static void *agent_thread(void *arg)
 {
 	struct up *u = arg;
@@ -116,6 +147,7 @@ static void *agent_thread(void *arg)
 			bc_log_error("up: cannot enrol the agent: %s (run `badge agent --data-dir %s --join-token T` "
 				     "with a token from `badge host`)", err.msg, u->agent_dir);
 			u->status = 1;
+			kill(getpid(), SIGTERM);
 			return NULL;
 		}
 	}
@@ -125,7 +157,13 @@ static void *agent_thread(void *arg)
 		agent_free(u->agent);
 		u->agent = NULL;
 		u->status = 1;
+		kill(getpid(), SIGTERM); /* a server without its agent is not what `badge up` promises */
+		return NULL;
 	}
+	if (write_env(u, &err) != BC_OK)
+		bc_log_warn("up: cannot write %s/env: %s", u->dir, err.msg);
+	else
+		bc_log_info("up: server and agent running; `source %s/env` to use them", u->dir);
 	return NULL;
 }
 
@@ -193,6 +231,8 @@ static int split_args(struct up *u, int argc, char **argv, char **sargv, int *sa
 			u->acfg.netns_prefix = v;
 		else if (!strcmp(a, "--netns-subnet"))
 			u->acfg.netns_subnet = v;
+		else if (!strcmp(a, "--sync-timeout"))
+			u->acfg.sync_timeout_s = (int)strtol(v, NULL, 10);
 		else
 			takes = false;
 		if (takes) {
@@ -223,6 +263,9 @@ int cli_up_main(int argc, char **argv)
 	memset(&u, 0, sizeof(u));
 	memset(&conf, 0, sizeof(conf));
 	u.host_name = "local";
+	/* the server drains requests in flight when it stops, the agent's long poll among them:
+	 * a short poll keeps `badge up` quick to stop (one request every few seconds costs nothing) */
+	u.acfg.sync_timeout_s = UP_SYNC_TIMEOUT_S;
 	for (int i = 1; i < argc; i++)
 		if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
 			usage(stdout);
@@ -234,10 +277,14 @@ int cli_up_main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
+	snprintf(u.dir, sizeof(u.dir), "%s", dir);
 	snprintf(u.server_dir, sizeof(u.server_dir), "%s/server", dir);
 	snprintf(u.agent_dir, sizeof(u.agent_dir), "%s/agent", dir);
 	if (bc_mkdir_p(dir, 0700, &err) != BC_OK)
 		return cli_fail("%s", err.msg);
+	char envp[4200];
+	snprintf(envp, sizeof(envp), "%s/env", dir);
+	unlink(envp); /* written again once server and agent serve */
 	bool netns = u.acfg.isolation == AGENT_ISOLATION_NETNS ||
 		     (u.acfg.isolation == AGENT_ISOLATION_AUTO && geteuid() == 0);
 	sargv[sargc++] = "--data-dir";

@@ -25,7 +25,7 @@ inT() { ip netns exec "$T" "$@"; }
 work=$(bt_tmpdir)
 S="$work/server" A1="$work/agent1" A2="$work/agent2"
 mkdir -p "$S"
-inT "$BADGE_BIN" server --data-dir "$S" --listen 0.0.0.0:0 >>"$S.log" 2>&1 </dev/null &
+ip netns exec "$T" "$BADGE_BIN" server --data-dir "$S" --listen 0.0.0.0:0 >>"$S.log" 2>&1 </dev/null &
 SPID=$!
 bt_cleanup bt_stop "$SPID"
 bt_log "$S.log"
@@ -56,7 +56,7 @@ start_agent() { # DIR HOST PREFIX SUBNET
 	mgmt PUT "/subscriptions/$SUB/providers/Badge.Compute/hosts/$2?$AV" '{"location":"local","properties":{}}' >/dev/null
 	local join
 	join=$(mgmt POST "/subscriptions/$SUB/providers/Badge.Compute/hosts/$2/joinToken?$AV" | jq -r .joinToken)
-	inT "$BADGE_BIN" agent --data-dir "$1" --server "$BADGE_URL" --ca-file "$CA" --isolation netns \
+	ip netns exec "$T" "$BADGE_BIN" agent --data-dir "$1" --server "$BADGE_URL" --ca-file "$CA" --isolation netns \
 		--netns-prefix "$3" --netns-subnet "$4" --sync-timeout 5 --join-token "$join" >>"$1.log" 2>&1 </dev/null &
 	bt_cleanup bt_stop "$!"
 	bt_log "$1.log"

@@ -60,7 +60,7 @@ static void usage(FILE *f)
 	fprintf(f, "usage: badge server --data-dir DIR [--listen HOST:PORT] [--store URL] [--config FILE] [--check-config]\n"
 		   "                    [--KEY VALUE ...]\n\nsettings (config file keys; flags use dashes):\n");
 	for (size_t i = 0; i < server_conf_nspec; i++)
-		fprintf(f, "  %-16s %s%s%s%s\n", server_conf_spec[i].key, server_conf_spec[i].help,
+		fprintf(f, "  %-22s %s%s%s%s\n", server_conf_spec[i].key, server_conf_spec[i].help,
 			server_conf_spec[i].dflt ? " [" : "", server_conf_spec[i].dflt ? server_conf_spec[i].dflt : "",
 			server_conf_spec[i].dflt ? "]" : "");
 }

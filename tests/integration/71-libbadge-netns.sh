@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# libbadge in the netns flavour (root): the seed scenario of 51 with a C application. libbadge is
+# installed into a temporary prefix and examples/read-secret is built against it with
+# pkg-config; inside the instance (its own network namespace, IMDS at 169.254.169.254 as on
+# Azure, no endpoint override, host-style vault URL, challenge verification on) it reads the
+# secret the operator stored, with no credential in its code, configuration or environment.
+# `badge token` inside gets the instance's token from IMDS. The Key Vault driver runs the npm
+# tests' secret and key operations host-style from inside the instance with a client secret.
+# Removing the policy makes the next read 403.
+source "${BADGE_SRC:?}/tests/lib.sh"
+
+if [[ $(id -u) != 0 ]]; then
+	echo "SKIP: needs root (network namespaces)"
+	exit 0
+fi
+command -v pkg-config >/dev/null || bt_fail "pkg-config is required"
+
+T="t71-$$"
+PFX="t71$$-"
+ip netns add "$T"
+bt_cleanup ip netns del "$T"
+bt_cleanup bash -c "rm -rf /etc/netns/${PFX}* /etc/netns/$T; for f in /run/netns/${PFX}*; do [ -e \"\$f\" ] && { umount \"\$f\" 2>/dev/null; rm -f \"\$f\"; }; done; true"
+ip -n "$T" link set lo up
+inT() { ip netns exec "$T" "$@"; }
+
+work=$(bt_tmpdir)
+chmod 755 "$work" "$(dirname "$work")"
+prefix="$work/prefix"
+cmake --install "$BADGE_BUILD" --prefix "$prefix" >"$work/install.log" 2>&1 || { cat "$work/install.log"; bt_fail "cmake --install"; }
+export PKG_CONFIG_PATH="$prefix/lib/pkgconfig"
+cp "$BADGE_SRC/examples/read-secret.c" "$BADGE_SRC/examples/Makefile" "$work/"
+make -s -C "$work" >"$work/make.log" 2>&1 || { cat "$work/make.log"; bt_fail "building the example with pkg-config"; }
+cc -Wall -Wextra -o "$work/kvdriver" "$BADGE_SRC/tests/integration/libbadge_kv_driver.c" \
+	$(pkg-config --cflags --libs badge libcrypto jansson) -Wl,-rpath,"$prefix/lib" || bt_fail "building the driver"
+S="$work/server" A="$work/agent"
+mkdir -p "$S"
+inT "$BADGE_BIN" server --data-dir "$S" --listen 0.0.0.0:0 >>"$S.log" 2>&1 </dev/null &
+SPID=$!
+bt_cleanup bt_stop "$SPID"
+_bt_logs+=("$S.log")
+bt_wait_for test -f "$S/env"
+# shellcheck disable=SC1091
+source "$S/env"
+CA="$BADGE_CA_FILE"
+TENANT=$(jq -r .tenantId "$S/admin.json")
+SUB=$(jq -r .subscriptionId "$S/admin.json")
+TOK=$(inT curl -sSf --cacert "$CA" --data-urlencode "client_id=$(jq -r .clientId "$S/admin.json")" \
+	--data-urlencode "client_secret=$(jq -r .clientSecret "$S/admin.json")" \
+	--data-urlencode "scope=${BADGE_MANAGEMENT_RESOURCE}.default" -d grant_type=client_credentials \
+	"$BADGE_URL/$TENANT/oauth2/v2.0/token" | jq -r .access_token)
+[[ -n "$TOK" && "$TOK" != null ]] || bt_fail "no admin token"
+ADMIN_OID=$(cut -d. -f2 <<<"$TOK" | tr '_-' '/+' | { read -r s; while (( ${#s} % 4 )); do s="$s="; done; base64 -d <<<"$s"; } | jq -r .oid)
+mgmt() {
+	local args=(-sS --cacert "$CA" -X "$1" -H "Authorization: Bearer $TOK" -H "Content-Type: application/json" -w '\n%{http_code}')
+	[[ $# -ge 3 ]] && args+=(-d "$3")
+	local out code
+	out=$(inT curl "${args[@]}" "$BADGE_URL$2")
+	code=${out##*$'\n'}
+	out=${out%$'\n'*}
+	[[ $code == 2* ]] || bt_fail "$1 $2 answered $code: $out"
+	printf '%s' "$out"
+}
+AV="api-version=2023-03-01"
+
+# host, agent, instance with a system-assigned identity
+mgmt PUT "/subscriptions/$SUB/providers/Badge.Compute/hosts/h1?$AV" '{"location":"local","properties":{}}' >/dev/null
+JOIN=$(mgmt POST "/subscriptions/$SUB/providers/Badge.Compute/hosts/h1/joinToken?$AV" | jq -r .joinToken)
+inT "$BADGE_BIN" agent --data-dir "$A" --server "$BADGE_URL" --ca-file "$CA" --isolation netns \
+	--netns-prefix "$PFX" --netns-subnet 10.243.0.0 --sync-timeout 5 --join-token "$JOIN" >>"$A.log" 2>&1 </dev/null &
+APID=$!
+bt_cleanup bt_stop "$APID"
+_bt_logs+=("$A.log")
+mgmt PUT "/subscriptions/$SUB/resourcegroups/rg71?api-version=2021-04-01" '{"location":"local"}' >/dev/null
+VM="/subscriptions/$SUB/resourceGroups/rg71/providers/Microsoft.Compute/virtualMachines"
+OID=$(mgmt PUT "$VM/vm1?$AV" '{"location":"local","identity":{"type":"SystemAssigned"},"properties":{"hostId":"h1"}}' |
+	jq -r .identity.principalId)
+[[ $OID =~ ^[0-9a-f-]{36}$ ]] || bt_fail "instance without a principal"
+
+# the vault: the operator may set, the instance may get
+KV="/subscriptions/$SUB/resourceGroups/rg71/providers/Microsoft.KeyVault/vaults/seedkv"
+mgmt PUT "$KV?api-version=2023-07-01" "{\"location\":\"local\",\"properties\":{\"tenantId\":\"$TENANT\",
+	\"sku\":{\"family\":\"A\",\"name\":\"standard\"},\"accessPolicies\":[
+	{\"tenantId\":\"$TENANT\",\"objectId\":\"$ADMIN_OID\",\"permissions\":{\"secrets\":[\"all\"],\"keys\":[\"all\"]}},
+	{\"tenantId\":\"$TENANT\",\"objectId\":\"$OID\",\"permissions\":{\"secrets\":[\"get\",\"list\"]}}]}}" >/dev/null
+inT env BADGE_DATA_DIR="$S" "$BADGE_BIN" keyvault secret set --vault-name seedkv --name db-password --value s3cr3t-seed \
+	>/dev/null || bt_fail "operator could not set the secret"
+
+status() { "$BADGE_BIN" agent status --data-dir "$A" 2>/dev/null; }
+ready() { status | jq -e '.instances[] | select(.name == "vm1") | .identities | length > 0 and all(.credential)' >/dev/null; }
+bt_wait_for ready
+in_vm() { "$BADGE_BIN" vm exec --data-dir "$A" vm1 -- "$@"; }
+resolves() { in_vm getent hosts "seedkv.$BADGE_VAULT_SUFFIX" >/dev/null; }
+bt_wait_for resolves
+
+# inside the instance: read-secret, nothing but the CA in its environment
+VAULT_URL="https://seedkv.$BADGE_VAULT_SUFFIX:$BADGE_PORT"
+vm() { in_vm env -i PATH="$PATH" SSL_CERT_FILE="$CA" "$@"; }
+out=$(vm "$work/read-secret" "$VAULT_URL" db-password) || bt_fail "read-secret inside the instance: $out"
+bt_assert_eq "$out" "s3cr3t-seed" "read-secret inside the instance (IMDS, challenge verified)"
+
+# badge token from IMDS
+t=$(vm "$BADGE_BIN" token --resource "$BADGE_VAULT_RESOURCE" --raw) || bt_fail "badge token: $t"
+oid=$(cut -d. -f2 <<<"$t" | tr '_-' '/+' | { read -r s; while (( ${#s} % 4 )); do s="$s="; done; base64 -d <<<"$s"; } | jq -r .oid)
+bt_assert_eq "$oid" "$OID" "badge token inside the instance"
+bt_assert_eq "$(vm "$BADGE_BIN" token --resource "$BADGE_VAULT_RESOURCE" | jq -r .source)" imds "token source"
+
+# the Key Vault driver, host-style with verification on, as the operator's service principal
+out=$(vm AUTHORITY="$BADGE_LOGIN_URL" TENANT="$TENANT" CLIENT_ID="$(jq -r .clientId "$S/admin.json")" \
+	CLIENT_SECRET="$(jq -r .clientSecret "$S/admin.json")" timeout 300 "$work/kvdriver" "$VAULT_URL") ||
+	bt_fail "libbadge Key Vault driver in the instance: $out"
+grep -q '^PASS' <<<"$out" || bt_fail "driver: $out"
+echo "$out" | tail -1
+
+# removing the policy: the next read is 403
+mgmt PUT "$KV/accessPolicies/remove?api-version=2023-07-01" "{\"properties\":{\"accessPolicies\":[
+	{\"tenantId\":\"$TENANT\",\"objectId\":\"$OID\",\"permissions\":{\"secrets\":[\"get\",\"list\"]}}]}}" >/dev/null
+if out=$(vm "$work/read-secret" "$VAULT_URL" db-password 2>&1); then bt_fail "read after the policy was removed: $out"; fi
+grep -q BADGE_E_FORBIDDEN <<<"$out" || bt_fail "after policy removal: $out"
+echo "PASS 71-libbadge-netns"

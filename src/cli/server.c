@@ -4,6 +4,7 @@
 #include <getopt.h>
 #include <netdb.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,6 +38,7 @@ const struct bc_config_spec server_conf_spec[] = {
 	{"log_level", BC_CONF_STRING, OFF(log_level), "debug, info, warn or error", "info", 0, 0},
 	{"token_lifetime", BC_CONF_DURATION, OFF(token_lifetime), "access token lifetime", "24h", 300, 7 * 86400},
 	{"token_v2_resources", BC_CONF_STRING, OFF(token_v2_resources), "resources (comma-separated) whose tokens use v2 claims (the others get v1)", "", 0, 0},
+	{"key_rotation", BC_CONF_DURATION, OFF(key_rotation), "rotate signing keys this often (0 = only by badge directory rotate-keys)", "0", 0, 3650 * 86400},
 	{"key_prepublish", BC_CONF_DURATION, OFF(key_prepublish), "how long a new signing key is published before it signs", "1h", 0, 30 * 86400},
 	{"location", BC_CONF_STRING, OFF(location), "location reported for resources", "local", 0, 0},
 	{"identity_cert_lifetime", BC_CONF_DURATION, OFF(identity_cert_lifetime), "lifetime of the identity certificates agents get (renewed at half)", "3d", 10, 365 * 86400},
@@ -46,6 +48,7 @@ const struct bc_config_spec server_conf_spec[] = {
 const size_t server_conf_nspec = sizeof(server_conf_spec) / sizeof(server_conf_spec[0]);
 
 static volatile sig_atomic_t stop_signal, hup_signal;
+static char hup_config[4096]; /* the --config file, re-read at SIGHUP */
 
 static void on_signal(int sig)
 {
@@ -77,6 +80,8 @@ int server_conf_from_args(struct server_conf *conf, int argc, char **argv, bool 
 			config_file = argv[i + 1];
 	if (config_file && (rc = bc_config_load(conf, server_conf_spec, server_conf_nspec, config_file, err)))
 		return rc;
+	if (config_file)
+		snprintf(hup_config, sizeof(hup_config), "%s", config_file);
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
 		if (!strcmp(a, "--check-config")) {
@@ -217,6 +222,7 @@ static int split_names(const char *extra, const char **names, size_t max, size_t
 static void access_log(const struct bc_http_req *req, int status, double ms, void *ctx)
 {
 	(void)ctx;
+	server_ops_observe(req, status, ms);
 	bc_log_access(req->request_id, req->method, req->route ? req->route : "-", status, ms, req->client_ip);
 }
 
@@ -230,6 +236,7 @@ int server_run(struct server_conf *conf, struct server_hooks *hooks, struct bc_e
 	struct bc_http_server *srv = NULL;
 	struct bc_buf cert = {0}, key = {0};
 	struct server_urls u;
+	struct server_ops ops = {0};
 	char store_url[4200], ca_file[4200], master[4200];
 	int fd = -1, port = 0, rc;
 
@@ -302,6 +309,7 @@ int server_run(struct server_conf *conf, struct server_hooks *hooks, struct bc_e
 		.login_url = u.login_url,
 		.token_lifetime_s = conf->token_lifetime,
 		.key_prepublish_s = conf->key_prepublish,
+		.key_rotation_s = conf->key_rotation,
 		.ca = ca,
 		.master_key_file = master,
 		.resources = resources,
@@ -339,11 +347,18 @@ int server_run(struct server_conf *conf, struct server_hooks *hooks, struct bc_e
 		goto done;
 	}
 	bc_http_set_observer(srv, access_log, NULL);
+	ops.st = st;
+	if ((rc = server_ops_mount(srv, &ops))) {
+		bc_error_set(err, rc, "cannot mount the operations routes");
+		goto done;
+	}
 	if ((rc = vault_mount(v, srv)) || (rc = dir_mount(d, srv)) || (rc = mgr_mount(m, srv))) {
 		bc_error_set(err, rc, "cannot mount routes");
 		goto done;
 	}
 	if ((rc = bootstrap_admin(d, m, &u, conf->data_dir, err)))
+		goto done;
+	if ((rc = dir_start_maintenance(d, err)))
 		goto done;
 	struct bc_http_listener l = {
 		.fd = fd,
@@ -358,6 +373,7 @@ int server_run(struct server_conf *conf, struct server_hooks *hooks, struct bc_e
 		goto done;
 	bc_log_info("server: ready on %s (login %s, management %s, vaults *.%s%s)", u.local_url, u.login_url,
 		    u.management_url, u.vault_suffix, u.vault_port);
+	atomic_store(&ops.ready, true);
 	if (hooks && hooks->ready)
 		hooks->ready(hooks->ctx, &u);
 	while (!stop_signal && !(hooks && hooks->should_stop && hooks->should_stop(hooks->ctx))) {
@@ -365,12 +381,14 @@ int server_run(struct server_conf *conf, struct server_hooks *hooks, struct bc_e
 			hup_signal = 0;
 			struct bc_error e2;
 			bc_log_info("server: SIGHUP: reloading signing keys");
+			server_reload_log_level(hup_config[0] ? hup_config : NULL);
 			if (dir_reload(d, &e2))
 				bc_log_warn("server: reload failed: %s", e2.msg);
 		}
 		pause();
 	}
-	bc_log_info("server: stopping (signal %d)", (int)stop_signal);
+	bc_log_info("server: stopping (signal %d): draining in-flight requests", (int)stop_signal);
+	atomic_store(&ops.draining, true);
 	rc = BC_OK;
 done:
 	if (srv)

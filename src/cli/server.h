@@ -9,7 +9,7 @@
 
 struct server_conf {
 	char *data_dir, *listen, *store, *domain, *tls_names, *log_level, *location, *token_v2_resources;
-	int64_t public_port, threads, token_lifetime, key_prepublish;
+	int64_t public_port, threads, token_lifetime, key_prepublish, key_rotation;
 	int64_t identity_cert_lifetime, host_cert_lifetime;
 	char *join_from; /* another replica's data dir: copy its CA, master key, admin.json (join.c) */
 };
@@ -39,5 +39,19 @@ void server_install_signals(void);
 /* Copies ca.pem, ca.key, master.key (and admin.json when there) from `from` into `to` when
  * absent; fails when `to` already has different ones (src/cli/join.c). */
 int server_join_from(const char *from, const char *to, struct bc_error *err);
+
+/* Operations endpoints (src/cli/ops.c): /healthz, /readyz, /metrics. */
+struct bc_http_server;
+struct bc_http_req;
+struct bc_store;
+struct server_ops {
+	struct bc_store *st;   /* borrowed */
+	_Atomic bool ready;    /* set once serving */
+	_Atomic bool draining; /* set at SIGTERM, before in-flight requests drain */
+};
+int server_ops_mount(struct bc_http_server *srv, struct server_ops *o) BC_MUST_CHECK;
+void server_ops_observe(const struct bc_http_req *req, int status, double ms); /* metrics */
+/* SIGHUP: log_level from the config file (it wins over a --log-level flag given at start). */
+void server_reload_log_level(const char *config_file);
 
 #endif

@@ -115,6 +115,8 @@ int dir_new(struct dir **out, struct bc_store *st, const struct dir_config *cfg,
 		d->cfg.token_lifetime_s = 86400;
 	d->started = bc_now();
 	pthread_rwlock_init(&d->keys_lock, NULL);
+	pthread_mutex_init(&d->maint_mu, NULL);
+	pthread_cond_init(&d->maint_cv, NULL);
 	if (!cfg->login_url || strlen(cfg->login_url) >= sizeof(d->login_url)) {
 		rc = bc_error_set(err, BC_ERR_INVALID, "directory needs a login url");
 		goto fail;
@@ -146,11 +148,14 @@ void dir_free(struct dir *d)
 {
 	if (!d)
 		return;
+	dir_stop_maintenance(d);
 	dir_keyset_release(&d->keys);
 	dir_cache_free(d);
 	dir_jti_free(d);
 	bc_seal_free(d->seal);
 	pthread_rwlock_destroy(&d->keys_lock);
+	pthread_mutex_destroy(&d->maint_mu);
+	pthread_cond_destroy(&d->maint_cv);
 	free(d);
 }
 

@@ -113,6 +113,12 @@ bool dir_principal_is_admin(struct dir *d, const char *object_id);
 /* Signing keys: publishes a new key; it starts signing after key_prepublish_s (now when 0 and
  * force); the previous one stays published until its longest token expired. */
 int dir_rotate_keys(struct dir *d, struct bc_error *err) BC_MUST_CHECK;
+/* Upkeep: scheduled key rotation (key_rotation_s), expired replay records, retired key rows.
+ * dir_start_maintenance runs it once a minute on the replica holding the store's leader lock. */
+int dir_maintain(struct dir *d, struct bc_error *err) BC_MUST_CHECK;
+int dir_start_maintenance(struct dir *d, struct bc_error *err) BC_MUST_CHECK;
+void dir_stop_maintenance(struct dir *d);
+
 /* Re-reads what other replicas or operators may have changed (signing keys). */
 int dir_reload(struct dir *d, struct bc_error *err) BC_MUST_CHECK;
 

@@ -46,6 +46,11 @@ struct dir {
 	struct dir_cache_slot *cache; /* owned: verified tokens and principal liveness */
 	struct dir_jti_table *jti;    /* owned: assertion replay cache */
 	atomic_uint_fast64_t principal_epoch; /* bumped on every principal deletion/disable */
+
+	pthread_mutex_t maint_mu; /* guards maint_stop; maint_cv wakes the maintenance thread */
+	pthread_cond_t maint_cv;
+	pthread_t maint_thread;
+	bool maint_running, maint_stop;
 };
 
 /* keys.c */

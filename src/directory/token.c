@@ -299,7 +299,9 @@ static bool auth_assertion(struct token_req *t, const char *assertion, const cha
 		goto done;
 	}
 	/* replay: only after the signature holds, so forged assertions cannot fill the table */
-	if (iat && iat < t->d->started && strcmp(bc_store_backend(t->d->st), "postgres") != 0) {
+	/* When was it made? iat, else nbf (MSAL for Node sends no iat), else as early as its exp allows. */
+	int64_t issued = iat ? iat : nbf ? nbf : exp - BC_LIMIT_ASSERTION_LIFETIME_S;
+	if (issued < t->d->started && strcmp(bc_store_backend(t->d->st), "postgres") != 0) {
 		oauth_error(t, 401, "invalid_client", 700024,
 			    "Client assertion was issued before the authority started; sign a new one.");
 		goto done;

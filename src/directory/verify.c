@@ -6,6 +6,7 @@
  * every replica when the change is committed, through the store's notifications), so the next
  * use of every cached token re-reads its principal: a deleted identity's token fails at once. */
 #include <openssl/evp.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -211,6 +212,41 @@ done:
 	return rc;
 }
 
+/* SHA-256 of the token, the cache key. The digest is fetched once and each thread keeps its
+ * context: EVP_Digest would fetch and allocate both on every request. */
+static EVP_MD *sha256_md;
+static pthread_key_t md_ctx_key;
+static pthread_once_t md_once = PTHREAD_ONCE_INIT;
+
+static void md_ctx_free(void *p)
+{
+	EVP_MD_CTX_free(p);
+}
+
+static void md_init(void)
+{
+	sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
+	if (pthread_key_create(&md_ctx_key, md_ctx_free) != 0)
+		sha256_md = NULL; /* token_hash falls back to EVP_Digest */
+}
+
+static int token_hash(const char *token, size_t len, uint8_t h[32])
+{
+	unsigned int hl = 0;
+	pthread_once(&md_once, md_init);
+	EVP_MD_CTX *ctx = sha256_md ? pthread_getspecific(md_ctx_key) : NULL;
+	if (sha256_md && !ctx && (ctx = EVP_MD_CTX_new()) && pthread_setspecific(md_ctx_key, ctx) != 0) {
+		EVP_MD_CTX_free(ctx);
+		ctx = NULL;
+	}
+	if (!ctx)
+		return EVP_Digest(token, len, h, &hl, EVP_sha256(), NULL) == 1 ? 0 : -1;
+	return EVP_DigestInit_ex2(ctx, sha256_md, NULL) == 1 && EVP_DigestUpdate(ctx, token, len) == 1 &&
+			       EVP_DigestFinal_ex(ctx, h, &hl) == 1
+		       ? 0
+		       : -1;
+}
+
 int dir_token_verify(struct dir *d, const char *token, size_t len, const char *tenant_id,
 		     const char *const *audiences, size_t naudiences, struct dir_claims *out, struct bc_error *err)
 {
@@ -219,8 +255,7 @@ int dir_token_verify(struct dir *d, const char *token, size_t len, const char *t
 	if (len > BC_LIMIT_JWT_BYTES)
 		return bc_error_set(err, BC_ERR_UNAUTHENTICATED, "token longer than %d bytes", BC_LIMIT_JWT_BYTES);
 	uint8_t h[32];
-	unsigned int hl = 0;
-	if (EVP_Digest(token, len, h, &hl, EVP_sha256(), NULL) != 1)
+	if (token_hash(token, len, h) != 0)
 		return bc_error_openssl(err, BC_ERR_CRYPTO, "cannot hash token");
 	struct dir_cache *cache = cache_of(d);
 	size_t slot = ((size_t)h[0] | (size_t)h[1] << 8 | (size_t)h[2] << 16) % CACHE_SLOTS;

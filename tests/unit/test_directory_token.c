@@ -513,6 +513,51 @@ TEST(rotation_publishes_before_signing)
 	bc_buf_release(&t3);
 }
 
+TEST(scheduled_rotation_and_upkeep)
+{
+	struct bc_error err;
+	struct dir_principal p = app("sched");
+	struct bc_buf t1 = {0}, t2 = {0};
+	int64_t exp;
+	REQUIRE(dir_token_issue(d, &p, MGMT, 1, &t1, &exp, &err) == 0);
+	char k1[64];
+	snprintf(k1, sizeof(k1), "%s", token_kid(t1.data));
+	size_t before = jwks_count(p.tenant_id);
+	/* not due: nothing happens */
+	d->cfg.key_rotation_s = 30 * 86400;
+	REQUIRE(dir_maintain(d, &err) == 0);
+	CHECK_EQ_INT(jwks_count(p.tenant_id), before);
+	/* due within the pre-publication period: a key is published, not yet signing */
+	fake_now = bc_now() + 30 * 86400 - 60;
+	bc_clock_set(fake_clock, NULL);
+	REQUIRE(dir_reload(d, &err) == 0);
+	before = jwks_count(p.tenant_id); /* keys retired by then have left */
+	REQUIRE(dir_maintain(d, &err) == 0);
+	CHECK_EQ_INT(jwks_count(p.tenant_id), before + 1);
+	REQUIRE(dir_maintain(d, &err) == 0); /* idempotent: the pending key is the newest now */
+	CHECK_EQ_INT(jwks_count(p.tenant_id), before + 1);
+	REQUIRE(dir_token_issue(d, &p, MGMT, 1, &t2, &exp, &err) == 0);
+	CHECK_STR(token_kid(t2.data), k1);
+	/* once its time has come it signs, with no further action */
+	fake_now += 3600 + 1;
+	bc_buf_reset(&t2);
+	REQUIRE(dir_token_issue(d, &p, MGMT, 1, &t2, &exp, &err) == 0);
+	CHECK(strcmp(token_kid(t2.data), k1) != 0);
+	/* a day after the old key's last token expired, its row is gone */
+	fake_now += 3600 + BC_LIMIT_CLOCK_SKEW_S + 86400 + 60;
+	REQUIRE(dir_maintain(d, &err) == 0);
+	int64_t n = -1;
+	bool found;
+	struct bc_param q[] = {BC_PTEXT(k1)};
+	REQUIRE(bc_store_get_int(st, NULL, "SELECT COUNT(*) FROM dir_signing_keys WHERE kid = ?", q, 1, &n, &found, &err) == 0);
+	CHECK_EQ_INT(n, 0);
+	d->cfg.key_rotation_s = 0;
+	bc_clock_set(NULL, NULL);
+	REQUIRE(dir_reload(d, &err) == 0);
+	bc_buf_release(&t1);
+	bc_buf_release(&t2);
+}
+
 TEST(discovery)
 {
 	json_t *j;
@@ -551,7 +596,8 @@ int main(int argc, char **argv)
 	bc_log_set_level(BC_LOG_WARN);
 	setup();
 	static const struct test_case cases[] = {T(secret_v1_and_v2), T(assertions), T(deleted_principal_token_dies_at_once),
-						 T(expiry_uses_the_clock), T(rotation_publishes_before_signing), T(discovery)};
+						 T(expiry_uses_the_clock), T(rotation_publishes_before_signing),
+						 T(scheduled_rotation_and_upkeep), T(discovery)};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		if (argc > 1 && strcmp(argv[1], cases[i].name) != 0)
 			continue;

@@ -47,18 +47,18 @@ extern "C" {
 
 typedef enum badge_status {
 	BADGE_OK = 0,
-	BADGE_E_INVALID,     /* a bad argument, or an option the handle does not take */
-	BADGE_E_NOMEM,       /* out of memory */
-	BADGE_E_UNAVAILABLE, /* the endpoint could not be reached, or kept failing after retries */
-	BADGE_E_AUTH,        /* no token: the identity endpoint or directory refused (final) */
+	BADGE_E_INVALID,      /* a bad argument, or an option the handle does not take */
+	BADGE_E_NOMEM,        /* out of memory */
+	BADGE_E_UNAVAILABLE,  /* the endpoint could not be reached, or kept failing after retries */
+	BADGE_E_AUTH,         /* no token: the identity endpoint or directory refused (final) */
 	BADGE_E_UNAUTHORIZED, /* the vault rejected the token (401) */
-	BADGE_E_FORBIDDEN,   /* the vault refused the operation (403) */
-	BADGE_E_NOT_FOUND,   /* the object does not exist (404) */
-	BADGE_E_CONFLICT,    /* the vault's state forbids it (409) */
-	BADGE_E_HTTP,        /* any other HTTP error status; see badge_keyvault_http_status() */
-	BADGE_E_PROTOCOL,    /* a response that is not what the protocol says */
-	BADGE_E_CHALLENGE,   /* the vault's challenge names a resource the vault is not part of */
-	BADGE_E_TLS,         /* https required, or a TLS/trust failure */
+	BADGE_E_FORBIDDEN,    /* the vault refused the operation (403) */
+	BADGE_E_NOT_FOUND,    /* the object does not exist (404) */
+	BADGE_E_CONFLICT,     /* the vault's state forbids it (409) */
+	BADGE_E_HTTP,         /* any other HTTP error status; see badge_keyvault_http_status() */
+	BADGE_E_PROTOCOL,     /* a response that is not what the protocol says */
+	BADGE_E_CHALLENGE,    /* the vault's challenge names a resource the vault is not part of */
+	BADGE_E_TLS,          /* https required, or a TLS/trust failure */
 	BADGE_E_INTERNAL,
 } badge_status;
 
@@ -101,8 +101,9 @@ int badge_credential_new_managed_identity(struct badge_credential **out, enum ba
 /* A service principal with a client secret, through the directory's v2 token endpoint
  * AUTHORITY/TENANT/oauth2/v2.0/token (authority: "https://login.microsoftonline.com" for Azure,
  * a badge server's URL for badge; https only), asking scope = resource + "/.default". */
-int badge_credential_new_client_secret(struct badge_credential **out, const char *authority, const char *tenant,
-				       const char *client_id, const char *secret) BADGE_MUST_CHECK;
+int badge_credential_new_client_secret(struct badge_credential **out, const char *authority,
+				       const char *tenant, const char *client_id,
+				       const char *secret) BADGE_MUST_CHECK;
 
 /* A service principal with a certificate: signs an RFC 7523 client assertion (x5t#S256 header,
  * aud = the token endpoint, 10 minutes) with the key. cert_file is a PEM certificate; key_file a
@@ -188,27 +189,32 @@ int badge_keyvault_secret_recover(struct badge_keyvault *kv, const char *name, c
 int badge_keyvault_key_get(struct badge_keyvault *kv, const char *name, const char *version,
 			   char **json) BADGE_MUST_CHECK;
 int badge_keyvault_key_sign(struct badge_keyvault *kv, const char *name, const char *version, const char *alg,
-			    const uint8_t *digest, size_t digest_len, uint8_t **sig, size_t *sig_len) BADGE_MUST_CHECK;
+			    const uint8_t *digest, size_t digest_len, uint8_t **sig,
+			    size_t *sig_len) BADGE_MUST_CHECK;
 /* *valid is 1 when the signature verifies, 0 when it does not (both are BADGE_OK). */
-int badge_keyvault_key_verify(struct badge_keyvault *kv, const char *name, const char *version, const char *alg,
-			      const uint8_t *digest, size_t digest_len, const uint8_t *sig, size_t sig_len,
-			      int *valid) BADGE_MUST_CHECK;
-int badge_keyvault_key_encrypt(struct badge_keyvault *kv, const char *name, const char *version, const char *alg,
-			       const uint8_t *in, size_t in_len, uint8_t **out, size_t *out_len) BADGE_MUST_CHECK;
-int badge_keyvault_key_decrypt(struct badge_keyvault *kv, const char *name, const char *version, const char *alg,
-			       const uint8_t *in, size_t in_len, uint8_t **out, size_t *out_len) BADGE_MUST_CHECK;
+int badge_keyvault_key_verify(struct badge_keyvault *kv, const char *name, const char *version,
+			      const char *alg, const uint8_t *digest, size_t digest_len, const uint8_t *sig,
+			      size_t sig_len, int *valid) BADGE_MUST_CHECK;
+int badge_keyvault_key_encrypt(struct badge_keyvault *kv, const char *name, const char *version,
+			       const char *alg, const uint8_t *in, size_t in_len, uint8_t **out,
+			       size_t *out_len) BADGE_MUST_CHECK;
+int badge_keyvault_key_decrypt(struct badge_keyvault *kv, const char *name, const char *version,
+			       const char *alg, const uint8_t *in, size_t in_len, uint8_t **out,
+			       size_t *out_len) BADGE_MUST_CHECK;
 int badge_keyvault_key_wrap(struct badge_keyvault *kv, const char *name, const char *version, const char *alg,
-			    const uint8_t *in, size_t in_len, uint8_t **out, size_t *out_len) BADGE_MUST_CHECK;
-int badge_keyvault_key_unwrap(struct badge_keyvault *kv, const char *name, const char *version, const char *alg,
-			      const uint8_t *in, size_t in_len, uint8_t **out, size_t *out_len) BADGE_MUST_CHECK;
+			    const uint8_t *in, size_t in_len, uint8_t **out,
+			    size_t *out_len) BADGE_MUST_CHECK;
+int badge_keyvault_key_unwrap(struct badge_keyvault *kv, const char *name, const char *version,
+			      const char *alg, const uint8_t *in, size_t in_len, uint8_t **out,
+			      size_t *out_len) BADGE_MUST_CHECK;
 
 /* Any other Key Vault operation: method, a path relative to the vault ("/keys/k1/create") or an
  * absolute URL on the same vault (a nextLink), an optional JSON body. The api-version is added
  * when the target has none. *http_status gets the status and *json the response body (NULL when
  * empty) for every HTTP answer, success or not: the return value is BADGE_OK whenever the vault
  * answered (after the challenge); an error status is the caller's to judge. */
-int badge_keyvault_request(struct badge_keyvault *kv, const char *method, const char *path, const char *body_json,
-			   long *http_status, char **json) BADGE_MUST_CHECK;
+int badge_keyvault_request(struct badge_keyvault *kv, const char *method, const char *path,
+			   const char *body_json, long *http_status, char **json) BADGE_MUST_CHECK;
 
 #ifdef __cplusplus
 }

@@ -11,11 +11,12 @@
 
 static int usage(FILE *f)
 {
-	fprintf(f, "usage: badge token [--resource R] [--client-id ID | --object-id ID | --resource-id ARM_ID]\n"
-		   "                   [--ca-file F] [--raw]\n"
-		   "  a token as this machine's managed identity (system-assigned unless an id is given);\n"
-		   "  --resource defaults to %s\n",
-		   DEFAULT_RESOURCE);
+	fprintf(f,
+		"usage: badge token [--resource R] [--client-id ID | --object-id ID | --resource-id ARM_ID]\n"
+		"                   [--ca-file F] [--raw]\n"
+		"  a token as this machine's managed identity (system-assigned unless an id is given);\n"
+		"  --resource defaults to %s\n",
+		DEFAULT_RESOURCE);
 	return f == stderr ? 2 : 0;
 }
 
@@ -43,7 +44,8 @@ static int parse(int argc, char **argv, struct token_opts *o)
 			if (!takes)
 				return cli_fail("%s needs a value", a);
 			if (o->id)
-				return cli_fail("give at most one of --client-id, --object-id, --resource-id");
+				return cli_fail(
+					"give at most one of --client-id, --object-id, --resource-id");
 			o->kind = ids[k].kind;
 			o->id = argv[++i];
 			matched = true;
@@ -91,8 +93,9 @@ int cli_token_main(int argc, char **argv)
 	if (o.raw) {
 		puts(tok);
 	} else {
-		json_t *j = json_pack("{s:s,s:I,s:s,s:s,s:s}", "accessToken", tok, "expiresOn", (json_int_t)exp, "resource",
-				      o.resource, "tokenType", "Bearer", "source", badge_credential_kind(cred));
+		json_t *j = json_pack("{s:s,s:I,s:s,s:s,s:s}", "accessToken", tok, "expiresOn",
+				      (json_int_t)exp, "resource", o.resource, "tokenType", "Bearer",
+				      "source", badge_credential_kind(cred));
 		if (j)
 			cli_print_json(j);
 		json_decref(j);

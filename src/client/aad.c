@@ -56,8 +56,8 @@ static int new_directory(struct badge_credential **out, enum cred_kind kind, con
 	return BADGE_OK;
 }
 
-int badge_credential_new_client_secret(struct badge_credential **out, const char *authority, const char *tenant,
-				       const char *client_id, const char *secret)
+int badge_credential_new_client_secret(struct badge_credential **out, const char *authority,
+				       const char *tenant, const char *client_id, const char *secret)
 {
 	if (!valid_arg(secret, BC_LIMIT_SECRET_BYTES))
 		return BADGE_E_INVALID;
@@ -94,7 +94,8 @@ static int load_cert(struct badge_credential *c, const char *cert_file, const ch
 	char x5t[28];
 	int rc = BADGE_E_INVALID;
 	if (bc_read_file(cert_file, BC_LIMIT_PEM_BYTES, &cert, &clen, &err) != BC_OK ||
-	    bc_x509_parse_pem(cert, clen, &x, &err) != BC_OK || bc_x509_thumbprints(x, x5t, c->x5t256, &err) != BC_OK)
+	    bc_x509_parse_pem(cert, clen, &x, &err) != BC_OK ||
+	    bc_x509_thumbprints(x, x5t, c->x5t256, &err) != BC_OK)
 		goto out;
 	if (key_file && bc_read_file(key_file, BC_LIMIT_PEM_BYTES, &keytext, &klen, &err) != BC_OK)
 		goto out;
@@ -144,9 +145,9 @@ static int make_assertion(const struct badge_credential *c, struct bc_buf *out, 
 	if (bc_uuid4(jti) != BC_OK)
 		return bc_error_set(err, BADGE_E_INTERNAL, "no random bytes for a jti");
 	json_t *hdr = json_pack("{s:s,s:s}", "typ", "JWT", "x5t#S256", c->x5t256);
-	json_t *claims = json_pack("{s:s,s:s,s:s,s:s,s:I,s:I,s:I}", "aud", c->token_url, "iss", c->client_id, "sub",
-				   c->client_id, "jti", jti, "nbf", (json_int_t)now, "iat", (json_int_t)now, "exp",
-				   (json_int_t)(now + ASSERTION_LIFETIME_S));
+	json_t *claims = json_pack("{s:s,s:s,s:s,s:s,s:I,s:I,s:I}", "aud", c->token_url, "iss", c->client_id,
+				   "sub", c->client_id, "jti", jti, "nbf", (json_int_t)now, "iat",
+				   (json_int_t)now, "exp", (json_int_t)(now + ASSERTION_LIFETIME_S));
 	char *payload = claims ? json_dumps(claims, JSON_COMPACT) : NULL;
 	struct bc_error jerr = {0};
 	int rc = BADGE_OK;
@@ -189,7 +190,8 @@ int aad_fetch(struct badge_credential *c, const char *resource, char **token, in
 		if (!rc)
 			rc = bc_httpc_escape(c->secret, &form);
 	} else if (!rc) {
-		rc = bc_buf_appends(&form, "&client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer"
+		rc = bc_buf_appends(&form, "&client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-"
+					   "assertion-type%3Ajwt-bearer"
 					   "&client_assertion=");
 		if (!rc)
 			rc = bc_buf_append(&form, assertion.data, assertion.len);
@@ -198,7 +200,8 @@ int aad_fetch(struct badge_credential *c, const char *resource, char **token, in
 		rc = bc_error_set(err, BADGE_E_NOMEM, "out of memory");
 		goto out;
 	}
-	const char *headers[] = {"Content-Type: application/x-www-form-urlencoded", "Accept: application/json", NULL};
+	const char *headers[] = {"Content-Type: application/x-www-form-urlencoded",
+				 "Accept: application/json", NULL};
 	struct bc_httpc_req req = {.method = "POST",
 				   .url = c->token_url,
 				   .headers = headers,

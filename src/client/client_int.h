@@ -12,14 +12,14 @@
 #include "core/httpc.h"
 #include "core/jose.h"
 
-#define CLIENT_MAX_RETRIES 5          /* retries of 404/429/5xx (Azure's IMDS guidance) */
-#define CLIENT_BACKOFF_BASE_MS 1000   /* first backoff; doubles each retry */
-#define CLIENT_GONE_WINDOW_MS 70000   /* 410: keep retrying for this long */
+#define CLIENT_MAX_RETRIES        5      /* retries of 404/429/5xx (Azure's IMDS guidance) */
+#define CLIENT_BACKOFF_BASE_MS    1000   /* first backoff; doubles each retry */
+#define CLIENT_GONE_WINDOW_MS     70000  /* 410: keep retrying for this long */
 #define CLIENT_RETRY_AFTER_MAX_MS 120000 /* a Retry-After longer than this is capped */
-#define CLIENT_REFRESH_LONG_S 7200    /* lifetimes above this refresh at half-life */
-#define CLIENT_REFRESH_MARGIN_S 300   /* otherwise this long before expiry */
-#define CLIENT_MAX_RESOURCES 64       /* distinct resources cached per credential */
-#define CLIENT_KV_RETRIES 3           /* Key Vault: retries of 408/429/5xx */
+#define CLIENT_REFRESH_LONG_S     7200   /* lifetimes above this refresh at half-life */
+#define CLIENT_REFRESH_MARGIN_S   300    /* otherwise this long before expiry */
+#define CLIENT_MAX_RESOURCES      64     /* distinct resources cached per credential */
+#define CLIENT_KV_RETRIES         3      /* Key Vault: retries of 408/429/5xx */
 
 enum cred_kind { CRED_IMDS, CRED_POD, CRED_APPSERVICE, CRED_SECRET, CRED_CERT, CRED_FIXED };
 
@@ -37,21 +37,21 @@ struct cache_entry {
 
 struct badge_credential {
 	enum cred_kind kind;
-	char *token_url;      /* owned: MI endpoint, or the directory's token endpoint */
+	char *token_url;       /* owned: MI endpoint, or the directory's token endpoint */
 	char *identity_header; /* owned, App Service secret, wiped */
 	enum badge_identity_kind id_kind;
-	char *id;             /* owned, NULL for system-assigned */
-	char *client_id;      /* owned (directory credentials) */
-	char *secret;         /* owned, wiped (client secret, or the fixed access token) */
+	char *id;                 /* owned, NULL for system-assigned */
+	char *client_id;          /* owned (directory credentials) */
+	char *secret;             /* owned, wiped (client secret, or the fixed access token) */
 	int64_t fixed_expires_on; /* CRED_FIXED: epoch s, 0 = unknown */
-	struct bc_jwk *key;   /* owned (certificate credential) */
+	struct bc_jwk *key;       /* owned (certificate credential) */
 	char x5t256[44];
-	char *ca_file;        /* owned, NULL = SSL_CERT_FILE or the system default */
+	char *ca_file; /* owned, NULL = SSL_CERT_FILE or the system default */
 	badge_clock_fn now_ms;
 	badge_sleep_fn sleep_ms;
-	void *clock_ctx;      /* borrowed */
-	pthread_mutex_t mu;   /* guards cache and errmsg */
-	pthread_cond_t cv;    /* signalled when a fetch completes */
+	void *clock_ctx;           /* borrowed */
+	pthread_mutex_t mu;        /* guards cache and errmsg */
+	pthread_cond_t cv;         /* signalled when a fetch completes */
 	struct cache_entry *cache; /* owned list */
 	size_t ncache;
 	uint64_t upstream_requests; /* HTTP requests made (tests) */

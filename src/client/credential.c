@@ -14,9 +14,9 @@
 const char *badge_status_name(int status)
 {
 	static const char *const names[] = {
-		"BADGE_OK",         "BADGE_E_INVALID",   "BADGE_E_NOMEM",        "BADGE_E_UNAVAILABLE",
+		"BADGE_OK",         "BADGE_E_INVALID",      "BADGE_E_NOMEM",     "BADGE_E_UNAVAILABLE",
 		"BADGE_E_AUTH",     "BADGE_E_UNAUTHORIZED", "BADGE_E_FORBIDDEN", "BADGE_E_NOT_FOUND",
-		"BADGE_E_CONFLICT", "BADGE_E_HTTP",      "BADGE_E_PROTOCOL",     "BADGE_E_CHALLENGE",
+		"BADGE_E_CONFLICT", "BADGE_E_HTTP",         "BADGE_E_PROTOCOL",  "BADGE_E_CHALLENGE",
 		"BADGE_E_TLS",      "BADGE_E_INTERNAL",
 	};
 	if (status < 0 || (size_t)status >= sizeof(names) / sizeof(names[0]))
@@ -155,7 +155,8 @@ int badge_credential_set_ca_file(struct badge_credential *c, const char *path)
 	return c ? set_str(&c->ca_file, path) : BADGE_E_INVALID;
 }
 
-int badge_credential_set_clock(struct badge_credential *c, badge_clock_fn now_ms, badge_sleep_fn sleep_ms, void *ctx)
+int badge_credential_set_clock(struct badge_credential *c, badge_clock_fn now_ms, badge_sleep_fn sleep_ms,
+			       void *ctx)
 {
 	if (!c)
 		return BADGE_E_INVALID;
@@ -250,8 +251,8 @@ static int fetch(struct badge_credential *c, const char *resource, char **token,
 }
 
 /* Lock held on entry and exit; released while the upstream request runs. */
-static int refresh_locked(struct badge_credential *c, struct cache_entry *e, char **token, int64_t *expires_on,
-			  struct bc_error *err)
+static int refresh_locked(struct badge_credential *c, struct cache_entry *e, char **token,
+			  int64_t *expires_on, struct bc_error *err)
 {
 	char *fresh = NULL;
 	int64_t exp = 0;
@@ -295,7 +296,8 @@ int cred_token(struct badge_credential *c, const char *resource, char **token, i
 {
 	char res[BC_LIMIT_RESOURCE + 1];
 	if (!c || !token || normalise_resource(resource, res, sizeof(res)) != BADGE_OK)
-		return bc_error_set(err, BADGE_E_INVALID, "a credential, a resource (at most %d bytes) and an output are required",
+		return bc_error_set(err, BADGE_E_INVALID,
+				    "a credential, a resource (at most %d bytes) and an output are required",
 				    BC_LIMIT_RESOURCE);
 	if (c->kind == CRED_FIXED)
 		return fixed_token(c, token, expires_on, err);
@@ -303,7 +305,8 @@ int cred_token(struct badge_credential *c, const char *resource, char **token, i
 	struct cache_entry *e = entry_get(c, res);
 	int rc;
 	if (!e) {
-		rc = bc_error_set(err, BADGE_E_NOMEM, "too many resources cached (at most %d) or out of memory",
+		rc = bc_error_set(err, BADGE_E_NOMEM,
+				  "too many resources cached (at most %d) or out of memory",
 				  CLIENT_MAX_RESOURCES);
 		goto out;
 	}
@@ -325,7 +328,8 @@ int cred_token(struct badge_credential *c, const char *resource, char **token, i
 		uint64_t gen = e->gen;
 		while (e->fetching && e->gen == gen)
 			pthread_cond_wait(&c->cv, &c->mu);
-		if (e->gen != gen && e->last_rc != BADGE_OK && !(e->token && cred_now_ms(c) / 1000 < e->expires_on)) {
+		if (e->gen != gen && e->last_rc != BADGE_OK &&
+		    !(e->token && cred_now_ms(c) / 1000 < e->expires_on)) {
 			/* share the failure of the request we waited for rather than ask again */
 			rc = bc_error_set(err, e->last_rc, "%s", e->last_msg);
 			goto out;
@@ -343,7 +347,8 @@ void cred_invalidate(struct badge_credential *c, const char *resource, const cha
 		return;
 	pthread_mutex_lock(&c->mu);
 	for (struct cache_entry *e = c->cache; e; e = e->next)
-		if (strcmp(e->resource, res) == 0 && e->token && strcmp(e->token, token) == 0 && !e->fetching) {
+		if (strcmp(e->resource, res) == 0 && e->token && strcmp(e->token, token) == 0 &&
+		    !e->fetching) {
 			badge_free_secret(e->token);
 			e->token = NULL;
 			e->refresh_at = e->expires_on = 0;
@@ -351,7 +356,8 @@ void cred_invalidate(struct badge_credential *c, const char *resource, const cha
 	pthread_mutex_unlock(&c->mu);
 }
 
-int badge_credential_get_token(struct badge_credential *c, const char *resource, char **token, int64_t *expires_on)
+int badge_credential_get_token(struct badge_credential *c, const char *resource, char **token,
+			       int64_t *expires_on)
 {
 	struct bc_error err = {0};
 	int rc = cred_token(c, resource, token, expires_on, &err);
@@ -387,19 +393,22 @@ int client_http_retry(const struct badge_credential *c, const struct bc_httpc_re
 		else if (rc == BC_ERR_UNAVAILABLE)
 			again = true;
 		else
-			return bc_error_set(err, rc == BC_ERR_NOMEM ? BADGE_E_NOMEM : BADGE_E_INVALID, "%s", herr.msg);
+			return bc_error_set(err, rc == BC_ERR_NOMEM ? BADGE_E_NOMEM : BADGE_E_INVALID, "%s",
+					    herr.msg);
 		if (rc == BC_OK && (!again || status < 400))
 			return BADGE_OK;
 		int64_t delay = (int64_t)CLIENT_BACKOFF_BASE_MS << (attempt < 16 ? attempt : 16);
 		if (rc == BC_OK && res->retry_after_s >= 0)
-			delay = res->retry_after_s * 1000 > CLIENT_RETRY_AFTER_MAX_MS ? CLIENT_RETRY_AFTER_MAX_MS
-										: res->retry_after_s * 1000;
+			delay = res->retry_after_s * 1000 > CLIENT_RETRY_AFTER_MAX_MS
+					? CLIENT_RETRY_AFTER_MAX_MS
+					: res->retry_after_s * 1000;
 		bool give_up = status == 410 ? cred_now_ms(c) + delay - start > CLIENT_GONE_WINDOW_MS
 					     : attempt >= CLIENT_MAX_RETRIES;
 		if (give_up) {
 			if (rc == BC_OK)
 				return BADGE_OK; /* the caller reports the final status */
-			return bc_error_set(err, BADGE_E_UNAVAILABLE, "%s (after %d attempts)", herr.msg, attempt + 1);
+			return bc_error_set(err, BADGE_E_UNAVAILABLE, "%s (after %d attempts)", herr.msg,
+					    attempt + 1);
 		}
 		cred_sleep(c, delay);
 	}
@@ -447,13 +456,17 @@ int client_parse_token(const struct bc_httpc_res *res, int64_t now_s, char **tok
 	json_t *j = NULL;
 	int rc;
 	char why[200] = "";
-	if (bc_json_parse(bc_buf_cstr(&res->body), res->body.len, 0, &j, NULL) != BC_OK || !json_is_object(j)) {
+	if (bc_json_parse(bc_buf_cstr(&res->body), res->body.len, 0, &j, NULL) != BC_OK ||
+	    !json_is_object(j)) {
 		rc = res->status >= 200 && res->status < 300
-			     ? bc_error_set(err, BADGE_E_PROTOCOL, "the token endpoint answered %ld with a body that is not JSON",
+			     ? bc_error_set(err, BADGE_E_PROTOCOL,
+					    "the token endpoint answered %ld with a body that is not JSON",
 					    res->status)
-			     : bc_error_set(err, res->status >= 500 || res->status == 429 || res->status == 404 || res->status == 410
-							 ? BADGE_E_UNAVAILABLE
-							 : BADGE_E_AUTH,
+			     : bc_error_set(err,
+					    res->status >= 500 || res->status == 429 || res->status == 404 ||
+							    res->status == 410
+						    ? BADGE_E_UNAVAILABLE
+						    : BADGE_E_AUTH,
 					    "the token endpoint answered %ld", res->status);
 		goto out;
 	}
@@ -462,7 +475,8 @@ int client_parse_token(const struct bc_httpc_res *res, int64_t now_s, char **tok
 		int st = res->status >= 500 || res->status == 429 || res->status == 404 || res->status == 410
 				 ? BADGE_E_UNAVAILABLE
 				 : BADGE_E_AUTH;
-		rc = bc_error_set(err, st, "no token: the endpoint answered %ld%s%s", res->status, why[0] ? ": " : "", why);
+		rc = bc_error_set(err, st, "no token: the endpoint answered %ld%s%s", res->status,
+				  why[0] ? ": " : "", why);
 		goto out;
 	}
 	const char *at = bc_json_str(j, "access_token");
@@ -473,7 +487,8 @@ int client_parse_token(const struct bc_httpc_res *res, int64_t now_s, char **tok
 	}
 	if (!json_int_or_string(j, "expires_on", &exp)) {
 		if (!json_int_or_string(j, "expires_in", &in)) {
-			rc = bc_error_set(err, BADGE_E_PROTOCOL, "the token response has neither expires_on nor expires_in");
+			rc = bc_error_set(err, BADGE_E_PROTOCOL,
+					  "the token response has neither expires_on nor expires_in");
 			goto out;
 		}
 		exp = now_s + in;

@@ -17,7 +17,7 @@
 #include "core/util.h"
 
 #define KV_DEFAULT_API "7.4"
-#define KV_MAX_PAGES 10000
+#define KV_MAX_PAGES   10000
 
 struct badge_keyvault {
 	struct badge_credential *cred; /* borrowed from the caller */
@@ -74,7 +74,8 @@ static bool is_ip_literal(const char *host)
 bool kv_challenge_host_ok(const char *vault_url, const char *resource)
 {
 	char vh[256], rh[256];
-	if (!url_host(vault_url, vh, sizeof(vh), NULL) || !url_host(resource, rh, sizeof(rh), NULL) || is_ip_literal(vh))
+	if (!url_host(vault_url, vh, sizeof(vh), NULL) || !url_host(resource, rh, sizeof(rh), NULL) ||
+	    is_ip_literal(vh))
 		return false;
 	size_t vl = strlen(vh), rl = strlen(rh);
 	return vl > rl + 1 && vh[vl - rl - 1] == '.' && strcmp(vh + vl - rl, rh) == 0;
@@ -122,7 +123,8 @@ int badge_keyvault_new(struct badge_keyvault **out, const char *vault_url, struc
 		return BADGE_E_INVALID;
 	if (strncasecmp(vault_url, "https://", 8) != 0)
 		return BADGE_E_TLS;
-	if (!url_host(vault_url, host, sizeof(host), NULL) || strlen(vault_url) > 1024 || strpbrk(vault_url, "?# \r\n"))
+	if (!url_host(vault_url, host, sizeof(host), NULL) || strlen(vault_url) > 1024 ||
+	    strpbrk(vault_url, "?# \r\n"))
 		return BADGE_E_INVALID;
 	struct badge_keyvault *kv = calloc(1, sizeof(*kv));
 	if (!kv || !(kv->base = strdup(vault_url))) {
@@ -162,7 +164,8 @@ int badge_keyvault_set_ca_file(struct badge_keyvault *kv, const char *path)
 
 int badge_keyvault_set_api_version(struct badge_keyvault *kv, const char *version)
 {
-	if (!kv || !version || !*version || strlen(version) >= sizeof(kv->api) || strspn(version, "0123456789.-") != strlen(version))
+	if (!kv || !version || !*version || strlen(version) >= sizeof(kv->api) ||
+	    strspn(version, "0123456789.-") != strlen(version))
 		return BADGE_E_INVALID;
 	snprintf(kv->api, sizeof(kv->api), "%s", version);
 	return BADGE_OK;
@@ -211,8 +214,8 @@ static int build_target(struct badge_keyvault *kv, const char *path, struct bc_b
 	if (strstr(path, "://")) {
 		size_t ob = 0, ot = 0;
 		char h1[256], h2[256];
-		if (!url_host(kv->base, h1, sizeof(h1), &ob) || !url_host(path, h2, sizeof(h2), &ot) || ob != ot ||
-		    strncasecmp(kv->base, path, ob) != 0)
+		if (!url_host(kv->base, h1, sizeof(h1), &ob) || !url_host(path, h2, sizeof(h2), &ot) ||
+		    ob != ot || strncasecmp(kv->base, path, ob) != 0)
 			return fail(kv, BADGE_E_INVALID, "%.200s is not on the vault %.200s", path, kv->base);
 		rc = bc_buf_appends(url, path);
 	} else {
@@ -220,25 +223,27 @@ static int build_target(struct badge_keyvault *kv, const char *path, struct bc_b
 			return fail(kv, BADGE_E_INVALID, "a vault path starts with '/'");
 		rc = bc_buf_appendf(url, "%s%s", kv->base, path);
 	}
-	if (!rc && !strstr(path, "api-version=") && !strstr(path, "api%2Dversion=") && !strstr(path, "api%2dversion="))
+	if (!rc && !strstr(path, "api-version=") && !strstr(path, "api%2Dversion=") &&
+	    !strstr(path, "api%2dversion="))
 		rc = bc_buf_appendf(url, "%capi-version=%s", strchr(path, '?') ? '&' : '?', kv->api);
 	return rc ? fail(kv, BADGE_E_NOMEM, "out of memory") : BADGE_OK;
 }
 
 static bool kv_retriable(long status)
 {
-	return status == 408 || status == 429 || (status >= 500 && status <= 599 && status != 501 && status != 505);
+	return status == 408 || status == 429 ||
+	       (status >= 500 && status <= 599 && status != 501 && status != 505);
 }
 
 /* One exchange with the Key Vault retry policy. */
-static int kv_send(struct badge_keyvault *kv, const char *method, const char *url, const char *token, const char *body,
-		struct bc_httpc_res *res)
+static int kv_send(struct badge_keyvault *kv, const char *method, const char *url, const char *token,
+		   const char *body, struct bc_httpc_res *res)
 {
 	struct bc_buf auth = {0};
 	if (token && bc_buf_appendf(&auth, "Authorization: Bearer %s", token) != BC_OK)
 		return fail(kv, BADGE_E_NOMEM, "out of memory");
-	const char *headers[] = {"Accept: application/json", "Content-Type: application/json", token ? auth.data : NULL,
-				 NULL};
+	const char *headers[] = {"Accept: application/json", "Content-Type: application/json",
+				 token ? auth.data : NULL, NULL};
 	struct bc_httpc_req req = {.method = method,
 				   .url = url,
 				   .headers = headers,
@@ -253,14 +258,18 @@ static int kv_send(struct badge_keyvault *kv, const char *method, const char *ur
 			break;
 		if (hrc != BC_OK && (hrc != BC_ERR_UNAVAILABLE || attempt >= CLIENT_KV_RETRIES)) {
 			bool tls = strstr(err.msg, "SSL") || strstr(err.msg, "certificate");
-			rc = fail(kv, tls ? BADGE_E_TLS : hrc == BC_ERR_NOMEM ? BADGE_E_NOMEM : BADGE_E_UNAVAILABLE,
+			rc = fail(kv,
+				  tls                   ? BADGE_E_TLS
+				  : hrc == BC_ERR_NOMEM ? BADGE_E_NOMEM
+							: BADGE_E_UNAVAILABLE,
 				  "vault request failed: %s", err.msg);
 			break;
 		}
 		int64_t delay = (int64_t)CLIENT_BACKOFF_BASE_MS << attempt;
 		if (hrc == BC_OK && res->retry_after_s >= 0)
-			delay = res->retry_after_s * 1000 > CLIENT_RETRY_AFTER_MAX_MS ? CLIENT_RETRY_AFTER_MAX_MS
-										  : res->retry_after_s * 1000;
+			delay = res->retry_after_s * 1000 > CLIENT_RETRY_AFTER_MAX_MS
+					? CLIENT_RETRY_AFTER_MAX_MS
+					: res->retry_after_s * 1000;
 		cred_sleep(kv->cred, delay);
 	}
 	bc_buf_wipe(&auth);
@@ -275,8 +284,9 @@ static int take_challenge(struct badge_keyvault *kv, const struct bc_httpc_res *
 		return fail(kv, BADGE_E_PROTOCOL, "the vault answered 401 without a usable Bearer challenge");
 	if (kv->verify && !kv_challenge_host_ok(kv->base, r))
 		return fail(kv, BADGE_E_CHALLENGE,
-			    "the challenge resource '%.200s' does not match the vault's host (%.200s); no token was sent", r,
-			    kv->base);
+			    "the challenge resource '%.200s' does not match the vault's host (%.200s); no "
+			    "token was sent",
+			    r, kv->base);
 	snprintf(kv->resource, sizeof(kv->resource), "%s", r);
 	return BADGE_OK;
 }
@@ -307,7 +317,8 @@ static int exchange(struct badge_keyvault *kv, const char *method, const char *p
 			goto out;
 	}
 	for (int attempt = 0; attempt < 2; attempt++) {
-		if ((rc = get_token(kv, &token)) != BADGE_OK || (rc = kv_send(kv, method, url.data, token, body, res)) != BADGE_OK)
+		if ((rc = get_token(kv, &token)) != BADGE_OK ||
+		    (rc = kv_send(kv, method, url.data, token, body, res)) != BADGE_OK)
 			goto out;
 		if (res->status != 401 || attempt == 1)
 			break;
@@ -341,7 +352,8 @@ static int status_to_badge(long status)
 }
 
 /* A call whose success is a 2xx with a JSON body (or empty when allowed). *out gets the body. */
-static int call(struct badge_keyvault *kv, const char *method, const char *path, const json_t *body, json_t **out)
+static int call(struct badge_keyvault *kv, const char *method, const char *path, const json_t *body,
+		json_t **out)
 {
 	struct bc_httpc_res res;
 	char *payload = NULL;
@@ -368,7 +380,8 @@ static int call(struct badge_keyvault *kv, const char *method, const char *path,
 		goto out;
 	}
 	if (res.body.len && !j) {
-		rc = fail(kv, BADGE_E_PROTOCOL, "the vault answered %ld with a body that is not JSON", res.status);
+		rc = fail(kv, BADGE_E_PROTOCOL, "the vault answered %ld with a body that is not JSON",
+			  res.status);
 		goto out;
 	}
 	*out = j;
@@ -383,8 +396,8 @@ out:
 	return rc;
 }
 
-int badge_keyvault_request(struct badge_keyvault *kv, const char *method, const char *path, const char *body_json,
-			   long *http_status, char **json)
+int badge_keyvault_request(struct badge_keyvault *kv, const char *method, const char *path,
+			   const char *body_json, long *http_status, char **json)
 {
 	if (!kv || !method || !path || !http_status || !json)
 		return BADGE_E_INVALID;
@@ -413,7 +426,8 @@ static int object_path(struct badge_keyvault *kv, const char *coll, const char *
 		       bool version_segment, const char *suffix, struct bc_buf *out)
 {
 	if (!name || !*name || strlen(name) > BC_LIMIT_NAME)
-		return fail(kv, BADGE_E_INVALID, "an object name of 1 to %d characters is required", BC_LIMIT_NAME);
+		return fail(kv, BADGE_E_INVALID, "an object name of 1 to %d characters is required",
+			    BC_LIMIT_NAME);
 	int rc = bc_buf_appendf(out, "/%s/", coll);
 	if (!rc)
 		rc = bc_httpc_escape(name, out);
@@ -557,8 +571,8 @@ int badge_keyvault_key_get(struct badge_keyvault *kv, const char *name, const ch
 }
 
 /* POST /keys/NAME/VERSION/OP (an empty version segment means the latest, as the SDKs send it). */
-static int key_op(struct badge_keyvault *kv, const char *name, const char *version, const char *op, json_t *body,
-		  json_t **out)
+static int key_op(struct badge_keyvault *kv, const char *name, const char *version, const char *op,
+		  json_t *body, json_t **out)
 {
 	struct bc_buf p = {0};
 	char suffix[32];
@@ -587,7 +601,8 @@ static int crypt_op(struct badge_keyvault *kv, const char *name, const char *ver
 		    const char *alg, const uint8_t *in, size_t in_len, uint8_t **out, size_t *out_len)
 {
 	if (!kv || !alg || !in || !out || !out_len || in_len > BC_LIMIT_CRYPTO_INPUT)
-		return kv ? fail(kv, BADGE_E_INVALID, "an algorithm, input (at most %d bytes) and outputs are required",
+		return kv ? fail(kv, BADGE_E_INVALID,
+				 "an algorithm, input (at most %d bytes) and outputs are required",
 				 BC_LIMIT_CRYPTO_INPUT)
 			  : BADGE_E_INVALID;
 	char *v = bc_b64url_encode_str(in, in_len);
@@ -609,14 +624,18 @@ int badge_keyvault_key_sign(struct badge_keyvault *kv, const char *name, const c
 	return crypt_op(kv, name, version, "sign", alg, digest, digest_len, sig, sig_len);
 }
 
-int badge_keyvault_key_verify(struct badge_keyvault *kv, const char *name, const char *version, const char *alg,
-			      const uint8_t *digest, size_t digest_len, const uint8_t *sig, size_t sig_len, int *valid)
+int badge_keyvault_key_verify(struct badge_keyvault *kv, const char *name, const char *version,
+			      const char *alg, const uint8_t *digest, size_t digest_len, const uint8_t *sig,
+			      size_t sig_len, int *valid)
 {
-	if (!kv || !alg || !digest || !sig || !valid || digest_len > BC_LIMIT_CRYPTO_INPUT || sig_len > BC_LIMIT_CRYPTO_INPUT)
-		return kv ? fail(kv, BADGE_E_INVALID, "an algorithm, a digest, a signature and an output are required")
+	if (!kv || !alg || !digest || !sig || !valid || digest_len > BC_LIMIT_CRYPTO_INPUT ||
+	    sig_len > BC_LIMIT_CRYPTO_INPUT)
+		return kv ? fail(kv, BADGE_E_INVALID,
+				 "an algorithm, a digest, a signature and an output are required")
 			  : BADGE_E_INVALID;
 	char *d = bc_b64url_encode_str(digest, digest_len), *s = bc_b64url_encode_str(sig, sig_len);
-	json_t *body = d && s ? json_pack("{s:s,s:s,s:s}", "alg", alg, "digest", d, "value", s) : NULL, *res = NULL;
+	json_t *body = d && s ? json_pack("{s:s,s:s,s:s}", "alg", alg, "digest", d, "value", s) : NULL,
+	       *res = NULL;
 	free(d);
 	free(s);
 	int rc = key_op(kv, name, version, "verify", body, &res);
@@ -631,14 +650,16 @@ int badge_keyvault_key_verify(struct badge_keyvault *kv, const char *name, const
 	return rc;
 }
 
-int badge_keyvault_key_encrypt(struct badge_keyvault *kv, const char *name, const char *version, const char *alg,
-			       const uint8_t *in, size_t in_len, uint8_t **out, size_t *out_len)
+int badge_keyvault_key_encrypt(struct badge_keyvault *kv, const char *name, const char *version,
+			       const char *alg, const uint8_t *in, size_t in_len, uint8_t **out,
+			       size_t *out_len)
 {
 	return crypt_op(kv, name, version, "encrypt", alg, in, in_len, out, out_len);
 }
 
-int badge_keyvault_key_decrypt(struct badge_keyvault *kv, const char *name, const char *version, const char *alg,
-			       const uint8_t *in, size_t in_len, uint8_t **out, size_t *out_len)
+int badge_keyvault_key_decrypt(struct badge_keyvault *kv, const char *name, const char *version,
+			       const char *alg, const uint8_t *in, size_t in_len, uint8_t **out,
+			       size_t *out_len)
 {
 	return crypt_op(kv, name, version, "decrypt", alg, in, in_len, out, out_len);
 }
@@ -649,8 +670,9 @@ int badge_keyvault_key_wrap(struct badge_keyvault *kv, const char *name, const c
 	return crypt_op(kv, name, version, "wrapkey", alg, in, in_len, out, out_len);
 }
 
-int badge_keyvault_key_unwrap(struct badge_keyvault *kv, const char *name, const char *version, const char *alg,
-			      const uint8_t *in, size_t in_len, uint8_t **out, size_t *out_len)
+int badge_keyvault_key_unwrap(struct badge_keyvault *kv, const char *name, const char *version,
+			      const char *alg, const uint8_t *in, size_t in_len, uint8_t **out,
+			      size_t *out_len)
 {
 	return crypt_op(kv, name, version, "unwrapkey", alg, in, in_len, out, out_len);
 }

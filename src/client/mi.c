@@ -9,9 +9,9 @@
 #include "core/buf.h"
 #include "core/limits.h"
 
-#define IMDS_DEFAULT "http://169.254.169.254"
-#define IMDS_PATH "/metadata/identity/oauth2/token"
-#define IMDS_API "2018-02-01"
+#define IMDS_DEFAULT   "http://169.254.169.254"
+#define IMDS_PATH      "/metadata/identity/oauth2/token"
+#define IMDS_API       "2018-02-01"
 #define APPSERVICE_API "2019-08-01"
 
 struct badge_credential *cred_alloc(enum cred_kind kind);
@@ -36,7 +36,8 @@ int badge_credential_new_managed_identity(struct badge_credential **out, enum ba
 					  const char *id)
 {
 	if (!out || kind < BADGE_IDENTITY_SYSTEM || kind > BADGE_IDENTITY_RESOURCE_ID ||
-	    (kind == BADGE_IDENTITY_SYSTEM) != (id == NULL) || (id && (!*id || strlen(id) > BC_LIMIT_RESOURCE_ID)))
+	    (kind == BADGE_IDENTITY_SYSTEM) != (id == NULL) ||
+	    (id && (!*id || strlen(id) > BC_LIMIT_RESOURCE_ID)))
 		return BADGE_E_INVALID;
 	const char *ep = getenv("IDENTITY_ENDPOINT"), *hdr = getenv("IDENTITY_HEADER");
 	const char *pod = getenv("AZURE_POD_IDENTITY_AUTHORITY_HOST");
@@ -116,8 +117,9 @@ int mi_fetch(struct badge_credential *c, const char *resource, char **token, int
 	bc_httpc_res_init(&res);
 	int rc = build_url(c, resource, &url);
 	if (!rc)
-		rc = c->kind == CRED_APPSERVICE ? bc_buf_appendf(&hdr, "X-IDENTITY-HEADER: %s", c->identity_header)
-						: bc_buf_appends(&hdr, "Metadata: true");
+		rc = c->kind == CRED_APPSERVICE
+			     ? bc_buf_appendf(&hdr, "X-IDENTITY-HEADER: %s", c->identity_header)
+			     : bc_buf_appends(&hdr, "Metadata: true");
 	if (rc) {
 		rc = bc_error_set(err, BADGE_E_NOMEM, "out of memory");
 		goto out;

@@ -16,16 +16,16 @@ static int checks;
 static struct badge_keyvault *kv;
 static const char *vault_url;
 
-#define OK(cond, ...)                                                                            \
-	do {                                                                                     \
-		if (!(cond)) {                                                                   \
-			fprintf(stderr, "FAIL line %d: ", __LINE__);                             \
-			fprintf(stderr, __VA_ARGS__);                                            \
-			fprintf(stderr, " [%s, status %ld]\n", badge_keyvault_errmsg(kv),         \
-				badge_keyvault_http_status(kv));                                 \
-			exit(1);                                                                 \
-		}                                                                                \
-		checks++;                                                                        \
+#define OK(cond, ...)                                                                                        \
+	do {                                                                                                 \
+		if (!(cond)) {                                                                               \
+			fprintf(stderr, "FAIL line %d: ", __LINE__);                                         \
+			fprintf(stderr, __VA_ARGS__);                                                        \
+			fprintf(stderr, " [%s, status %ld]\n", badge_keyvault_errmsg(kv),                    \
+				badge_keyvault_http_status(kv));                                             \
+			exit(1);                                                                             \
+		}                                                                                            \
+		checks++;                                                                                    \
 	} while (0)
 
 static json_t *parse(char *s)
@@ -80,21 +80,25 @@ static void secrets(void)
 	snprintf(ver1, sizeof(ver1), "%s", last_segment(id));
 	json_decref(s1);
 
-	OK(badge_keyvault_secret_get(kv, "c-s1", NULL, &v, &json) == BADGE_OK && !strcmp(v, "value-1"), "get");
+	OK(badge_keyvault_secret_get(kv, "c-s1", NULL, &v, &json) == BADGE_OK && !strcmp(v, "value-1"),
+	   "get");
 	json_t *g = parse(json);
 	OK(!strcmp(str(g, "contentType", NULL), "text/plain"), "contentType");
 	json_decref(g);
 	badge_free_secret(v);
 	OK(badge_keyvault_secret_set(kv, "c-s1", "value-2", NULL, NULL) == BADGE_OK, "set again");
-	OK(badge_keyvault_secret_get(kv, "c-s1", ver1, &v, NULL) == BADGE_OK && !strcmp(v, "value-1"), "get by version");
+	OK(badge_keyvault_secret_get(kv, "c-s1", ver1, &v, NULL) == BADGE_OK && !strcmp(v, "value-1"),
+	   "get by version");
 	badge_free_secret(v);
-	OK(badge_keyvault_secret_get(kv, "c-s1", NULL, &v, NULL) == BADGE_OK && !strcmp(v, "value-2"), "latest");
+	OK(badge_keyvault_secret_get(kv, "c-s1", NULL, &v, NULL) == BADGE_OK && !strcmp(v, "value-2"),
+	   "latest");
 	badge_free_secret(v);
 
 	/* update properties: a disabled version is Forbidden */
 	char path[256];
 	snprintf(path, sizeof(path), "/secrets/c-s1/%s", ver1);
-	OK(req("PATCH", path, "{\"attributes\":{\"enabled\":false},\"tags\":{\"c\":\"d\"}}", NULL) == 200, "update");
+	OK(req("PATCH", path, "{\"attributes\":{\"enabled\":false},\"tags\":{\"c\":\"d\"}}", NULL) == 200,
+	   "update");
 	OK(badge_keyvault_secret_get(kv, "c-s1", ver1, &v, NULL) == BADGE_E_FORBIDDEN, "disabled version");
 	OK(!strcmp(badge_keyvault_error_code(kv), "Forbidden"), "Forbidden code");
 
@@ -112,7 +116,8 @@ static void secrets(void)
 	OK(req("GET", "/secrets?maxresults=2", NULL, &page) == 200, "page");
 	OK(json_array_size(json_object_get(page, "value")) == 2 && str(page, "nextLink", NULL), "paging");
 	json_decref(page);
-	OK(req("GET", "/secrets/c-s1/versions", NULL, &page) == 200 && json_array_size(json_object_get(page, "value")) == 2,
+	OK(req("GET", "/secrets/c-s1/versions", NULL, &page) == 200 &&
+		   json_array_size(json_object_get(page, "value")) == 2,
 	   "versions");
 	json_decref(page);
 
@@ -124,9 +129,11 @@ static void secrets(void)
 	OK(badge_keyvault_secret_get(kv, "c-page-0", NULL, &v, NULL) == BADGE_E_NOT_FOUND, "deleted secret");
 	OK(!strcmp(badge_keyvault_error_code(kv), "SecretNotFound"), "SecretNotFound");
 	OK(req("GET", "/deletedsecrets/c-page-0", NULL, NULL) == 200, "get deleted");
-	OK(badge_keyvault_secret_set(kv, "c-page-0", "again", NULL, NULL) == BADGE_E_CONFLICT, "set on a deleted name");
+	OK(badge_keyvault_secret_set(kv, "c-page-0", "again", NULL, NULL) == BADGE_E_CONFLICT,
+	   "set on a deleted name");
 	OK(badge_keyvault_secret_recover(kv, "c-page-0", NULL) == BADGE_OK, "recover");
-	OK(badge_keyvault_secret_get(kv, "c-page-0", NULL, &v, NULL) == BADGE_OK && !strcmp(v, "p0"), "recovered value");
+	OK(badge_keyvault_secret_get(kv, "c-page-0", NULL, &v, NULL) == BADGE_OK && !strcmp(v, "p0"),
+	   "recovered value");
 	badge_free_secret(v);
 
 	json_t *bk = NULL;
@@ -138,13 +145,15 @@ static void secrets(void)
 	OK(req("POST", "/secrets/restore", body, NULL) == 200, "restore");
 	free(body);
 	json_decref(bk);
-	OK(badge_keyvault_secret_get(kv, "c-page-1", NULL, &v, NULL) == BADGE_OK && !strcmp(v, "p1"), "restored value");
+	OK(badge_keyvault_secret_get(kv, "c-page-1", NULL, &v, NULL) == BADGE_OK && !strcmp(v, "p1"),
+	   "restored value");
 	badge_free_secret(v);
 
 	char *big = malloc(25 * 1024 + 2);
 	memset(big, 'x', 25 * 1024 + 1);
 	big[25 * 1024 + 1] = '\0';
-	OK(badge_keyvault_secret_set(kv, "c-big", big, NULL, NULL) == BADGE_E_HTTP && badge_keyvault_http_status(kv) == 400 &&
+	OK(badge_keyvault_secret_set(kv, "c-big", big, NULL, NULL) == BADGE_E_HTTP &&
+		   badge_keyvault_http_status(kv) == 400 &&
 		   !strcmp(badge_keyvault_error_code(kv), "BadParameter"),
 	   "oversized value");
 	free(big);
@@ -153,7 +162,9 @@ static void secrets(void)
 
 static void sha(const char *alg, const char *data, uint8_t *out, size_t *n)
 {
-	const EVP_MD *md = !strcmp(alg + 2, "256") ? EVP_sha256() : !strcmp(alg + 2, "384") ? EVP_sha384() : EVP_sha512();
+	const EVP_MD *md = !strcmp(alg + 2, "256")   ? EVP_sha256()
+			   : !strcmp(alg + 2, "384") ? EVP_sha384()
+						     : EVP_sha512();
 	unsigned int len = 0;
 	EVP_Digest(data, strlen(data), out, &len, md, NULL);
 	*n = len;
@@ -168,7 +179,8 @@ static void sign_verify(const char *key, const char *alg, size_t want_len)
 	sha(alg, "other", d2, &n2);
 	OK(badge_keyvault_key_sign(kv, key, NULL, alg, d, n, &sig, &slen) == BADGE_OK, "%s sign", alg);
 	OK(!want_len || slen == want_len, "%s signature length %zu", alg, slen);
-	OK(badge_keyvault_key_verify(kv, key, NULL, alg, d, n, sig, slen, &valid) == BADGE_OK && valid == 1, "%s verify", alg);
+	OK(badge_keyvault_key_verify(kv, key, NULL, alg, d, n, sig, slen, &valid) == BADGE_OK && valid == 1,
+	   "%s verify", alg);
 	OK(badge_keyvault_key_verify(kv, key, NULL, alg, d2, n2, sig, slen, &valid) == BADGE_OK && valid == 0,
 	   "%s verify another digest", alg);
 	badge_free(sig);
@@ -177,10 +189,13 @@ static void sign_verify(const char *key, const char *alg, size_t want_len)
 static void keys(void)
 {
 	json_t *k = NULL;
-	OK(req("POST", "/keys/c-rsa/create", "{\"kty\":\"RSA\",\"key_size\":2048,\"attributes\":{}}", &k) == 200, "create RSA");
+	OK(req("POST", "/keys/c-rsa/create", "{\"kty\":\"RSA\",\"key_size\":2048,\"attributes\":{}}", &k) ==
+		   200,
+	   "create RSA");
 	OK(!strcmp(str(k, "key", "kty"), "RSA") && str(k, "key", "n") && !str(k, "key", "d"), "RSA key");
 	char *ops = json_dumps(json_object_get(json_object_get(k, "key"), "key_ops"), JSON_COMPACT);
-	OK(ops && !strcmp(ops, "[\"encrypt\",\"decrypt\",\"sign\",\"verify\",\"wrapKey\",\"unwrapKey\"]"), "key_ops %s", ops);
+	OK(ops && !strcmp(ops, "[\"encrypt\",\"decrypt\",\"sign\",\"verify\",\"wrapKey\",\"unwrapKey\"]"),
+	   "key_ops %s", ops);
 	free(ops);
 	char v1[64];
 	snprintf(v1, sizeof(v1), "%s", last_segment(str(k, "key", "kid")));
@@ -195,11 +210,13 @@ static void keys(void)
 		snprintf(name, sizeof(name), "c-ec-%s", ec[i].crv + 2);
 		snprintf(path, sizeof(path), "/keys/%s/create", name);
 		snprintf(body, sizeof(body), "{\"kty\":\"EC\",\"attributes\":{},\"crv\":\"%s\"}", ec[i].crv);
-		OK(req("POST", path, body, &k) == 200 && !strcmp(str(k, "key", "crv"), ec[i].crv), "create EC %s", ec[i].crv);
+		OK(req("POST", path, body, &k) == 200 && !strcmp(str(k, "key", "crv"), ec[i].crv),
+		   "create EC %s", ec[i].crv);
 		json_decref(k);
 		sign_verify(name, ec[i].alg, ec[i].len);
 	}
-	OK(req("POST", "/keys/c-rsa-hsm/create", "{\"kty\":\"RSA-HSM\",\"key_size\":3072,\"attributes\":{}}", &k) == 200 &&
+	OK(req("POST", "/keys/c-rsa-hsm/create", "{\"kty\":\"RSA-HSM\",\"key_size\":3072,\"attributes\":{}}",
+	       &k) == 200 &&
 		   !strcmp(str(k, "key", "kty"), "RSA-HSM"),
 	   "RSA-HSM");
 	json_decref(k);
@@ -214,18 +231,20 @@ static void keys(void)
 		uint8_t *ct = NULL, *back = NULL;
 		size_t ctn = 0, bn = 0;
 		snprintf(pt, sizeof(pt), "secret %s", enc[i]);
-		OK(badge_keyvault_key_encrypt(kv, "c-rsa", v1, enc[i], (const uint8_t *)pt, strlen(pt), &ct, &ctn) == BADGE_OK &&
+		OK(badge_keyvault_key_encrypt(kv, "c-rsa", v1, enc[i], (const uint8_t *)pt, strlen(pt), &ct,
+					      &ctn) == BADGE_OK &&
 			   ctn == 256,
 		   "%s encrypt", enc[i]);
-		OK(badge_keyvault_key_decrypt(kv, "c-rsa", v1, enc[i], ct, ctn, &back, &bn) == BADGE_OK && bn == strlen(pt) &&
-			   !memcmp(back, pt, bn),
+		OK(badge_keyvault_key_decrypt(kv, "c-rsa", v1, enc[i], ct, ctn, &back, &bn) == BADGE_OK &&
+			   bn == strlen(pt) && !memcmp(back, pt, bn),
 		   "%s round trip", enc[i]);
 		badge_free(ct);
 		badge_free(back);
-		OK(badge_keyvault_key_wrap(kv, "c-rsa", NULL, enc[i], (const uint8_t *)pt, strlen(pt), &ct, &ctn) == BADGE_OK,
+		OK(badge_keyvault_key_wrap(kv, "c-rsa", NULL, enc[i], (const uint8_t *)pt, strlen(pt), &ct,
+					   &ctn) == BADGE_OK,
 		   "%s wrap", enc[i]);
-		OK(badge_keyvault_key_unwrap(kv, "c-rsa", NULL, enc[i], ct, ctn, &back, &bn) == BADGE_OK && bn == strlen(pt) &&
-			   !memcmp(back, pt, bn),
+		OK(badge_keyvault_key_unwrap(kv, "c-rsa", NULL, enc[i], ct, ctn, &back, &bn) == BADGE_OK &&
+			   bn == strlen(pt) && !memcmp(back, pt, bn),
 		   "%s unwrap round trip", enc[i]);
 		badge_free(ct);
 		badge_free(back);
@@ -237,12 +256,17 @@ static void keys(void)
 	OK(!strcmp(last_segment(str(k, "key", "kid")), v1), "latest version");
 	json_decref(k);
 	OK(badge_keyvault_key_get(kv, "c-rsa", v1, NULL) == BADGE_OK, "key get by version");
-	OK(req("POST", "/keys/c-rsa/rotate", NULL, &k) == 200 && strcmp(last_segment(str(k, "key", "kid")), v1) != 0, "rotate");
+	OK(req("POST", "/keys/c-rsa/rotate", NULL, &k) == 200 &&
+		   strcmp(last_segment(str(k, "key", "kid")), v1) != 0,
+	   "rotate");
 	json_decref(k);
-	OK(req("GET", "/keys/c-rsa/versions", NULL, &k) == 200 && json_array_size(json_object_get(k, "value")) == 2, "versions");
+	OK(req("GET", "/keys/c-rsa/versions", NULL, &k) == 200 &&
+		   json_array_size(json_object_get(k, "value")) == 2,
+	   "versions");
 	json_decref(k);
 
-	OK(req("DELETE", "/keys/c-ec-256", NULL, &k) == 200 && strstr(str(k, "recoveryId", NULL), "/deletedkeys/c-ec-256"),
+	OK(req("DELETE", "/keys/c-ec-256", NULL, &k) == 200 &&
+		   strstr(str(k, "recoveryId", NULL), "/deletedkeys/c-ec-256"),
 	   "delete key");
 	json_decref(k);
 	OK(badge_keyvault_key_get(kv, "c-ec-256", NULL, NULL) == BADGE_E_NOT_FOUND &&
@@ -258,7 +282,8 @@ int main(int argc, char **argv)
 	const char *auth = getenv("AUTHORITY"), *tenant = getenv("TENANT"), *cid = getenv("CLIENT_ID"),
 		   *secret = getenv("CLIENT_SECRET");
 	if (argc != 2 || !auth || !tenant || !cid || !secret) {
-		fprintf(stderr, "usage: AUTHORITY=.. TENANT=.. CLIENT_ID=.. CLIENT_SECRET=.. %s VAULT_URL\n", argv[0]);
+		fprintf(stderr, "usage: AUTHORITY=.. TENANT=.. CLIENT_ID=.. CLIENT_SECRET=.. %s VAULT_URL\n",
+			argv[0]);
 		return 2;
 	}
 	vault_url = argv[1];

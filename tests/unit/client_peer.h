@@ -65,9 +65,11 @@ static inline void peer_handle(struct bc_http_req *req, struct bc_http_res *res,
 		peer_copy(r->method, sizeof(r->method), req->method);
 		peer_copy(r->target, sizeof(r->target), req->raw_target);
 		peer_copy(r->metadata, sizeof(r->metadata), bc_http_header(req, "Metadata"));
-		peer_copy(r->identity_header, sizeof(r->identity_header), bc_http_header(req, "X-IDENTITY-HEADER"));
+		peer_copy(r->identity_header, sizeof(r->identity_header),
+			  bc_http_header(req, "X-IDENTITY-HEADER"));
 		peer_copy(r->authorization, sizeof(r->authorization), bc_http_header(req, "Authorization"));
-		peer_copy(r->content_length, sizeof(r->content_length), bc_http_header(req, "Content-Length"));
+		peer_copy(r->content_length, sizeof(r->content_length),
+			  bc_http_header(req, "Content-Length"));
 		peer_copy(r->body, sizeof(r->body), req->body);
 		r->tls = req->listener_tag;
 	}
@@ -138,8 +140,12 @@ static inline int peer_start(struct peer *p)
 	p->srv = bc_http_server_new();
 	bc_http_set_fallback(p->srv, peer_handle, p);
 	struct bc_http_listener plain = {.address = "127.0.0.1:0", .fd = -1, .threads = 8, .tag = 0};
-	struct bc_http_listener tls = {.address = "127.0.0.1:0", .fd = -1, .threads = 4, .tag = 1,
-				       .tls_cert_pem = bc_buf_cstr(&cert), .tls_key_pem = bc_buf_cstr(&key)};
+	struct bc_http_listener tls = {.address = "127.0.0.1:0",
+				       .fd = -1,
+				       .threads = 4,
+				       .tag = 1,
+				       .tls_cert_pem = bc_buf_cstr(&cert),
+				       .tls_key_pem = bc_buf_cstr(&key)};
 	int rc = bc_http_listen(p->srv, &plain, &p->port, &err) == BC_OK &&
 				 bc_http_listen(p->srv, &tls, &p->tls_port, &err) == BC_OK
 			 ? 0

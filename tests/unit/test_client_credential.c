@@ -33,7 +33,8 @@ static const char *tok(const char *access, int64_t expires_on)
 {
 	char *token_body = token_bodies[token_next++ % 16];
 	snprintf(token_body, sizeof(token_bodies[0]),
-		 "{\"access_token\":\"%s\",\"expires_on\":\"%lld\",\"expires_in\":\"3599\",\"resource\":\"https://vault.azure.net\","
+		 "{\"access_token\":\"%s\",\"expires_on\":\"%lld\",\"expires_in\":\"3599\",\"resource\":"
+		 "\"https://vault.azure.net\","
 		 "\"token_type\":\"Bearer\"}",
 		 access, (long long)expires_on);
 	return token_body;
@@ -72,7 +73,8 @@ TEST(t_imds_system_assigned)
 	CHECK_EQ_INT(exp, T0 + 86400);
 	REQUIRE(peer_count(&P) == 1);
 	CHECK_STR(P.rec[0].method, "GET");
-	CHECK_STR(P.rec[0].target, "/metadata/identity/oauth2/token?api-version=2018-02-01&resource=https%3A%2F%2Fvault.azure.net");
+	CHECK_STR(P.rec[0].target, "/metadata/identity/oauth2/"
+				   "token?api-version=2018-02-01&resource=https%3A%2F%2Fvault.azure.net");
 	CHECK_STR(P.rec[0].metadata, "true");
 	CHECK_STR(P.rec[0].identity_header, "");
 	badge_free_secret(t);
@@ -87,7 +89,8 @@ TEST(t_imds_default_endpoint_and_selectors)
 	REQUIRE(badge_credential_new_managed_identity(&c, BADGE_IDENTITY_SYSTEM, NULL) == BADGE_OK);
 	CHECK_STR(c->token_url, "http://169.254.169.254/metadata/identity/oauth2/token");
 	badge_credential_free(c);
-	CHECK_EQ_INT(badge_credential_new_managed_identity(&c, BADGE_IDENTITY_CLIENT_ID, NULL), BADGE_E_INVALID);
+	CHECK_EQ_INT(badge_credential_new_managed_identity(&c, BADGE_IDENTITY_CLIENT_ID, NULL),
+		     BADGE_E_INVALID);
 	CHECK_EQ_INT(badge_credential_new_managed_identity(&c, BADGE_IDENTITY_SYSTEM, "x"), BADGE_E_INVALID);
 
 	static const struct {
@@ -95,7 +98,8 @@ TEST(t_imds_default_endpoint_and_selectors)
 		const char *id, *param;
 	} sel[] = {{BADGE_IDENTITY_CLIENT_ID, "cid-1", "&client_id=cid-1"},
 		   {BADGE_IDENTITY_OBJECT_ID, "oid-2", "&object_id=oid-2"},
-		   {BADGE_IDENTITY_RESOURCE_ID, "/subscriptions/s/rg/uai", "&msi_res_id=%2Fsubscriptions%2Fs%2Frg%2Fuai"}};
+		   {BADGE_IDENTITY_RESOURCE_ID, "/subscriptions/s/rg/uai",
+		    "&msi_res_id=%2Fsubscriptions%2Fs%2Frg%2Fuai"}};
 	for (size_t i = 0; i < 3; i++) {
 		struct fake_clock fc;
 		fake_init(&fc, T0);
@@ -131,7 +135,8 @@ TEST(t_pod_identity)
 	CHECK_STR(t, "tok-pod");
 	REQUIRE(peer_count(&P) == 1);
 	CHECK_STR(P.rec[0].target,
-		  "/metadata/identity/oauth2/token?api-version=2018-02-01&resource=https%3A%2F%2Fvault.azure.net&object_id=oid-9");
+		  "/metadata/identity/oauth2/"
+		  "token?api-version=2018-02-01&resource=https%3A%2F%2Fvault.azure.net&object_id=oid-9");
 	CHECK_STR(P.rec[0].metadata, "true");
 	badge_free_secret(t);
 	badge_credential_free(c);
@@ -146,7 +151,8 @@ TEST(t_app_service)
 	} sel[] = {{BADGE_IDENTITY_SYSTEM, NULL, ""},
 		   {BADGE_IDENTITY_CLIENT_ID, "cid-xyz", "&client_id=cid-xyz"},
 		   {BADGE_IDENTITY_OBJECT_ID, "oid-9", "&principal_id=oid-9"},
-		   {BADGE_IDENTITY_RESOURCE_ID, "/subscriptions/s/rg/uai", "&mi_res_id=%2Fsubscriptions%2Fs%2Frg%2Fuai"}};
+		   {BADGE_IDENTITY_RESOURCE_ID, "/subscriptions/s/rg/uai",
+		    "&mi_res_id=%2Fsubscriptions%2Fs%2Frg%2Fuai"}};
 	for (size_t i = 0; i < 4; i++) {
 		struct fake_clock fc;
 		fake_init(&fc, T0);
@@ -168,7 +174,8 @@ TEST(t_app_service)
 		CHECK_EQ_INT(badge_credential_get_token(c, "https://vault.azure.net", &t, NULL), BADGE_OK);
 		CHECK_STR(t, "tok-app");
 		REQUIRE(peer_count(&P) == 1);
-		snprintf(want, sizeof(want), "/msi/token?x=1&api-version=2019-08-01&resource=https%%3A%%2F%%2Fvault.azure.net%s",
+		snprintf(want, sizeof(want),
+			 "/msi/token?x=1&api-version=2019-08-01&resource=https%%3A%%2F%%2Fvault.azure.net%s",
 			 sel[i].param);
 		CHECK_STR(P.rec[0].target, want);
 		CHECK_STR(P.rec[0].identity_header, "s3cr3t-header");
@@ -227,7 +234,8 @@ TEST(t_retry_5xx_exhausted)
 
 TEST(t_retry_429_retry_after)
 {
-	struct peer_answer a[] = {{429, "{}", "Retry-After", "7"}, {429, "{}"}, {200, tok("tok-r", T0 + 3600)}};
+	struct peer_answer a[] = {
+		{429, "{}", "Retry-After", "7"}, {429, "{}"}, {200, tok("tok-r", T0 + 3600)}};
 	int64_t sleeps[] = {7000, 2000}; /* Retry-After replaces the computed delay */
 	retry_case(a, 3, BADGE_OK, 3, sleeps, 2);
 }
@@ -248,7 +256,9 @@ TEST(t_400_is_final)
 	struct fake_clock fc;
 	fake_init(&fc, T0);
 	peer_reset(&P);
-	peer_mi(&P, (struct peer_answer){400, "{\"error\":\"invalid_request\",\"error_description\":\"Identity not found\"}"});
+	peer_mi(&P,
+		(struct peer_answer){
+			400, "{\"error\":\"invalid_request\",\"error_description\":\"Identity not found\"}"});
 	struct badge_credential *c = imds(BADGE_IDENTITY_CLIENT_ID, "nobody", &fc);
 	REQUIRE(c);
 	char *t = NULL, msg[256];
@@ -271,7 +281,8 @@ TEST(t_unreachable_is_retried)
 	int fd = socket(AF_INET, SOCK_STREAM, 0);
 	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
 	socklen_t sl = sizeof(sa);
-	REQUIRE(fd >= 0 && bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 && getsockname(fd, (struct sockaddr *)&sa, &sl) == 0);
+	REQUIRE(fd >= 0 && bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
+		getsockname(fd, (struct sockaddr *)&sa, &sl) == 0);
 	close(fd);
 	struct fake_clock fc;
 	fake_init(&fc, T0);
@@ -467,11 +478,14 @@ TEST(t_client_secret)
 	struct fake_clock fc;
 	fake_init(&fc, T0);
 	peer_reset(&P);
-	peer_other(&P, (struct peer_answer){200, "{\"token_type\":\"Bearer\",\"expires_in\":3599,\"access_token\":\"dir-1\"}"});
+	peer_other(&P, (struct peer_answer){
+			       200,
+			       "{\"token_type\":\"Bearer\",\"expires_in\":3599,\"access_token\":\"dir-1\"}"});
 	char auth[64];
 	authority(auth, sizeof(auth));
 	struct badge_credential *c = NULL;
-	CHECK_EQ_INT(badge_credential_new_client_secret(&c, "http://localhost:1", "t1", "app", "s"), BADGE_E_TLS);
+	CHECK_EQ_INT(badge_credential_new_client_secret(&c, "http://localhost:1", "t1", "app", "s"),
+		     BADGE_E_TLS);
 	REQUIRE(badge_credential_new_client_secret(&c, auth, "tenant-1", "app-1", "se cr&t") == BADGE_OK);
 	CHECK_STR(badge_credential_kind(c), "client-secret");
 	REQUIRE(badge_credential_set_ca_file(c, P.ca_file) == BADGE_OK);
@@ -485,8 +499,10 @@ TEST(t_client_secret)
 	REQUIRE(peer_count(&P) == 1);
 	CHECK_STR(P.rec[0].method, "POST");
 	CHECK_STR(P.rec[0].target, "/tenant-1/oauth2/v2.0/token");
-	CHECK_STR(P.rec[0].body, "grant_type=client_credentials&client_id=app-1&scope=https%3A%2F%2Fvault.azure.net%2F.default"
-				 "&client_secret=se%20cr%26t");
+	CHECK_STR(
+		P.rec[0].body,
+		"grant_type=client_credentials&client_id=app-1&scope=https%3A%2F%2Fvault.azure.net%2F.default"
+		"&client_secret=se%20cr%26t");
 	/* a resource with a trailing slash: scope "https://management.example/.default" */
 	peer_reset(&P);
 	peer_other(&P, (struct peer_answer){200, "{\"expires_in\":3599,\"access_token\":\"dir-2\"}"});
@@ -495,7 +511,8 @@ TEST(t_client_secret)
 	CHECK(strstr(P.rec[0].body, "scope=https%3A%2F%2Fmanagement.example%2F.default&") != NULL);
 	/* a refusal is final (not retried), with the directory's description */
 	peer_reset(&P);
-	peer_other(&P, (struct peer_answer){401, "{\"error\":\"invalid_client\",\"error_description\":\"AADSTS7000215: Invalid client secret\"}"});
+	peer_other(&P, (struct peer_answer){401, "{\"error\":\"invalid_client\",\"error_description\":"
+						 "\"AADSTS7000215: Invalid client secret\"}"});
 	CHECK_EQ_INT(badge_credential_get_token(c, "https://x.example", &t, NULL), BADGE_E_AUTH);
 	CHECK_EQ_INT(peer_count(&P), 1);
 	char msg[256];
@@ -534,10 +551,13 @@ TEST(t_client_certificate)
 	/* the CA's key does not match the leaf certificate */
 	char cakey[160];
 	snprintf(cakey, sizeof(cakey), "%s/ca.key", P.dir);
-	CHECK_EQ_INT(badge_credential_new_client_certificate(&c, auth, "tenant-1", "app-1", certf, cakey), BADGE_E_INVALID);
-	REQUIRE(badge_credential_new_client_certificate(&c, auth, "tenant-1", "app-1", both, NULL) == BADGE_OK);
+	CHECK_EQ_INT(badge_credential_new_client_certificate(&c, auth, "tenant-1", "app-1", certf, cakey),
+		     BADGE_E_INVALID);
+	REQUIRE(badge_credential_new_client_certificate(&c, auth, "tenant-1", "app-1", both, NULL) ==
+		BADGE_OK);
 	badge_credential_free(c);
-	REQUIRE(badge_credential_new_client_certificate(&c, auth, "tenant-1", "app-1", certf, keyf) == BADGE_OK);
+	REQUIRE(badge_credential_new_client_certificate(&c, auth, "tenant-1", "app-1", certf, keyf) ==
+		BADGE_OK);
 	CHECK_STR(badge_credential_kind(c), "client-certificate");
 	REQUIRE(badge_credential_set_ca_file(c, P.ca_file) == BADGE_OK);
 	REQUIRE(badge_credential_set_clock(c, fake_now, fake_sleep, &fc) == BADGE_OK);
@@ -547,7 +567,8 @@ TEST(t_client_certificate)
 	badge_free_secret(t);
 	REQUIRE(peer_count(&P) == 1);
 	const char *body = P.rec[0].body;
-	CHECK(strstr(body, "client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer") != NULL);
+	CHECK(strstr(body, "client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-"
+			   "bearer") != NULL);
 	CHECK(strstr(body, "client_secret") == NULL);
 	const char *a = strstr(body, "client_assertion=");
 	REQUIRE(a);

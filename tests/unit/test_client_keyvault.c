@@ -13,8 +13,10 @@
 
 static struct peer P;
 static struct fake_clock FC;
-static char CHALLENGE[] = "Bearer authorization=\"https://login.localhost/tenant-1\", resource=\"https://vault.localhost\"";
-static const char UNAUTH[] = "{\"error\":\"AKV10000\",\"message\":\"Request is missing a Bearer or PoP token.\"}";
+static char CHALLENGE[] =
+	"Bearer authorization=\"https://login.localhost/tenant-1\", resource=\"https://vault.localhost\"";
+static const char UNAUTH[] =
+	"{\"error\":\"AKV10000\",\"message\":\"Request is missing a Bearer or PoP token.\"}";
 
 static struct badge_credential *app_service(void)
 {
@@ -39,7 +41,8 @@ static void mi_ok(const char *token)
 	static char bodies[8][256];
 	static unsigned n;
 	char *b = bodies[n++ % 8];
-	snprintf(b, sizeof(bodies[0]), "{\"access_token\":\"%s\",\"expires_on\":%lld}", token, (long long)T0 + 3600);
+	snprintf(b, sizeof(bodies[0]), "{\"access_token\":\"%s\",\"expires_on\":%lld}", token,
+		 (long long)T0 + 3600);
 	peer_mi(&P, (struct peer_answer){200, b});
 }
 
@@ -72,8 +75,14 @@ TEST(t_challenge_flow)
 	REQUIRE(kv);
 	challenge();
 	mi_ok("vault-token");
-	peer_other(&P, (struct peer_answer){200, "{\"value\":\"v1\",\"id\":\"https://myvault.vault.localhost/secrets/s1/abc\"}"});
-	peer_other(&P, (struct peer_answer){200, "{\"value\":\"v2\",\"id\":\"https://myvault.vault.localhost/secrets/s1/abc\"}"});
+	peer_other(
+		&P,
+		(struct peer_answer){
+			200, "{\"value\":\"v1\",\"id\":\"https://myvault.vault.localhost/secrets/s1/abc\"}"});
+	peer_other(
+		&P,
+		(struct peer_answer){
+			200, "{\"value\":\"v2\",\"id\":\"https://myvault.vault.localhost/secrets/s1/abc\"}"});
 	char *value = NULL, *json = NULL;
 	CHECK_EQ_INT(badge_keyvault_secret_get(kv, "s1", NULL, &value, &json), BADGE_OK);
 	CHECK_STR(value, "v1");
@@ -85,7 +94,8 @@ TEST(t_challenge_flow)
 	CHECK_STR(P.rec[0].target, "/secrets/s1/?api-version=7.4");
 	CHECK_STR(P.rec[0].authorization, "");
 	CHECK_EQ_INT(P.rec[0].tls, 1);
-	CHECK_STR(P.rec[1].target, "/msi/token?api-version=2019-08-01&resource=https%3A%2F%2Fvault.localhost");
+	CHECK_STR(P.rec[1].target,
+		  "/msi/token?api-version=2019-08-01&resource=https%3A%2F%2Fvault.localhost");
 	CHECK_STR(P.rec[2].authorization, "Bearer vault-token");
 	/* later requests carry the token up front; the credential's cache serves it */
 	value = NULL;
@@ -122,13 +132,17 @@ TEST(t_challenge_verification)
 	char r[128];
 	CHECK_EQ_INT(kv_challenge_resource(CHALLENGE, r, sizeof(r)), BADGE_OK);
 	CHECK_STR(r, "https://vault.localhost");
-	CHECK_EQ_INT(kv_challenge_resource("Bearer authorization_uri=\"https://l/t\", scope=\"https://vault.example/.default\"", r,
-					   sizeof(r)),
-		     BADGE_OK);
+	CHECK_EQ_INT(
+		kv_challenge_resource(
+			"Bearer authorization_uri=\"https://l/t\", scope=\"https://vault.example/.default\"",
+			r, sizeof(r)),
+		BADGE_OK);
 	CHECK_STR(r, "https://vault.example");
-	CHECK_EQ_INT(kv_challenge_resource("Bearer authorization=\"https://l/t\"", r, sizeof(r)), BADGE_E_PROTOCOL);
+	CHECK_EQ_INT(kv_challenge_resource("Bearer authorization=\"https://l/t\"", r, sizeof(r)),
+		     BADGE_E_PROTOCOL);
 	CHECK_EQ_INT(kv_challenge_resource("Basic realm=\"x\"", r, sizeof(r)), BADGE_E_PROTOCOL);
-	CHECK_EQ_INT(kv_challenge_resource("Bearer xresource=\"https://evil\"", r, sizeof(r)), BADGE_E_PROTOCOL);
+	CHECK_EQ_INT(kv_challenge_resource("Bearer xresource=\"https://evil\"", r, sizeof(r)),
+		     BADGE_E_PROTOCOL);
 	CHECK(kv_challenge_host_ok("https://myvault.vault.azure.net", "https://vault.azure.net"));
 	CHECK(kv_challenge_host_ok("https://MyVault.Vault.Local:8443/", "https://vault.local/"));
 	CHECK(!kv_challenge_host_ok("https://myvault.vault.local", "https://myvault.vault.local"));
@@ -145,7 +159,8 @@ TEST(t_challenge_verification)
 	struct badge_keyvault *kv = vault(c, "myvault.vault.localhost");
 	REQUIRE(kv);
 	peer_other(&P, (struct peer_answer){401, UNAUTH, "WWW-Authenticate",
-					    "Bearer authorization=\"https://l/t\", resource=\"https://myvault.vault.localhost\""});
+					    "Bearer authorization=\"https://l/t\", "
+					    "resource=\"https://myvault.vault.localhost\""});
 	mi_ok("never");
 	CHECK_EQ_INT(badge_keyvault_secret_get(kv, "s1", NULL, NULL, NULL), BADGE_E_CHALLENGE);
 	CHECK(strstr(badge_keyvault_errmsg(kv), "does not match") != NULL);
@@ -247,7 +262,9 @@ TEST(t_errors_and_retries)
 	struct badge_credential *c = NULL;
 	struct badge_keyvault *kv = ready(&c);
 	REQUIRE(kv);
-	peer_other(&P, (struct peer_answer){404, "{\"error\":{\"code\":\"SecretNotFound\",\"message\":\"A secret with (name/id) nope was not found in this key vault.\"}}"});
+	peer_other(&P,
+		   (struct peer_answer){404, "{\"error\":{\"code\":\"SecretNotFound\",\"message\":\"A secret "
+					     "with (name/id) nope was not found in this key vault.\"}}"});
 	CHECK_EQ_INT(badge_keyvault_secret_get(kv, "nope", NULL, NULL, NULL), BADGE_E_NOT_FOUND);
 	CHECK_EQ_INT(badge_keyvault_http_status(kv), 404);
 	CHECK_STR(badge_keyvault_error_code(kv), "SecretNotFound");
@@ -256,10 +273,12 @@ TEST(t_errors_and_retries)
 	peer_other(&P, (struct peer_answer){403, "{\"error\":{\"code\":\"Forbidden\",\"message\":\"no\"}}"});
 	CHECK_EQ_INT(badge_keyvault_secret_get(kv, "s", NULL, NULL, NULL), BADGE_E_FORBIDDEN);
 	peer_reset(&P);
-	peer_other(&P, (struct peer_answer){409, "{\"error\":{\"code\":\"Conflict\",\"message\":\"deleted\"}}"});
+	peer_other(&P,
+		   (struct peer_answer){409, "{\"error\":{\"code\":\"Conflict\",\"message\":\"deleted\"}}"});
 	CHECK_EQ_INT(badge_keyvault_secret_set(kv, "s", "v", NULL, NULL), BADGE_E_CONFLICT);
 	peer_reset(&P);
-	peer_other(&P, (struct peer_answer){400, "{\"error\":{\"code\":\"BadParameter\",\"message\":\"bad\"}}"});
+	peer_other(&P,
+		   (struct peer_answer){400, "{\"error\":{\"code\":\"BadParameter\",\"message\":\"bad\"}}"});
 	CHECK_EQ_INT(badge_keyvault_secret_set(kv, "s", "v", NULL, NULL), BADGE_E_HTTP);
 	CHECK_EQ_INT(peer_count(&P), 1);
 	/* 503 with Retry-After and 500: retried through the injected sleep */
@@ -277,7 +296,8 @@ TEST(t_errors_and_retries)
 	CHECK_EQ_INT(FC.sleeps[1], 2000);
 	/* always 500: three retries, then the error */
 	peer_reset(&P);
-	peer_other(&P, (struct peer_answer){500, "{\"error\":{\"code\":\"InternalError\",\"message\":\"x\"}}"});
+	peer_other(&P,
+		   (struct peer_answer){500, "{\"error\":{\"code\":\"InternalError\",\"message\":\"x\"}}"});
 	CHECK_EQ_INT(badge_keyvault_secret_get(kv, "s", NULL, NULL, NULL), BADGE_E_HTTP);
 	CHECK_EQ_INT(peer_count(&P), 4);
 	/* a success body that is not JSON */
@@ -298,7 +318,8 @@ TEST(t_secret_operations)
 	struct badge_keyvault *kv = ready(&c);
 	REQUIRE(kv);
 	char next[256], page1[512];
-	snprintf(next, sizeof(next), "https://myvault.vault.localhost:%d/secrets?api-version=7.4&$skiptoken=YQ&maxresults=1",
+	snprintf(next, sizeof(next),
+		 "https://myvault.vault.localhost:%d/secrets?api-version=7.4&$skiptoken=YQ&maxresults=1",
 		 P.tls_port);
 	snprintf(page1, sizeof(page1), "{\"value\":[{\"id\":\"a\"}],\"nextLink\":\"%s\"}", next);
 	peer_other(&P, (struct peer_answer){200, page1});
@@ -313,7 +334,8 @@ TEST(t_secret_operations)
 	CHECK_STR(P.rec[1].authorization, "Bearer t");
 	/* a nextLink elsewhere never gets the token */
 	peer_reset(&P);
-	peer_other(&P, (struct peer_answer){200, "{\"value\":[],\"nextLink\":\"https://evil.localhost/secrets\"}"});
+	peer_other(&P, (struct peer_answer){
+			       200, "{\"value\":[],\"nextLink\":\"https://evil.localhost/secrets\"}"});
 	CHECK_EQ_INT(badge_keyvault_secret_list(kv, &json), BADGE_E_INVALID);
 	CHECK_EQ_INT(peer_count(&P), 1);
 	peer_reset(&P);
@@ -341,7 +363,9 @@ TEST(t_secret_operations)
 	CHECK_EQ_INT(st, 204);
 	CHECK(json == NULL);
 	peer_other(&P, (struct peer_answer){404, "{\"error\":{\"code\":\"SecretNotFound\"}}"});
-	CHECK_EQ_INT(badge_keyvault_request(kv, "GET", "/deletedsecrets/s1?api-version=2025-07-01", NULL, &st, &json), BADGE_OK);
+	CHECK_EQ_INT(badge_keyvault_request(kv, "GET", "/deletedsecrets/s1?api-version=2025-07-01", NULL, &st,
+					    &json),
+		     BADGE_OK);
 	CHECK_EQ_INT(st, 404);
 	CHECK(json && strstr(json, "SecretNotFound"));
 	badge_free(json);
@@ -364,7 +388,8 @@ TEST(t_key_operations)
 	char body[256];
 
 	peer_other(&P, (struct peer_answer){200, "{\"kid\":\"https://x/keys/k1/v1\",\"value\":\"c2ln\"}"});
-	CHECK_EQ_INT(badge_keyvault_key_sign(kv, "k1", NULL, "RS256", digest, sizeof(digest), &out, &n), BADGE_OK);
+	CHECK_EQ_INT(badge_keyvault_key_sign(kv, "k1", NULL, "RS256", digest, sizeof(digest), &out, &n),
+		     BADGE_OK);
 	CHECK(n == 3 && memcmp(out, "sig", 3) == 0);
 	badge_free(out);
 	CHECK_STR(P.rec[0].target, "/keys/k1//sign?api-version=7.4");
@@ -375,9 +400,13 @@ TEST(t_key_operations)
 	peer_other(&P, (struct peer_answer){200, "{\"value\":true}"});
 	peer_other(&P, (struct peer_answer){200, "{\"value\":false}"});
 	int valid = -1;
-	CHECK_EQ_INT(badge_keyvault_key_verify(kv, "k1", "v1", "ES256", digest, 32, (const uint8_t *)"sig", 3, &valid), BADGE_OK);
+	CHECK_EQ_INT(badge_keyvault_key_verify(kv, "k1", "v1", "ES256", digest, 32, (const uint8_t *)"sig", 3,
+					       &valid),
+		     BADGE_OK);
 	CHECK_EQ_INT(valid, 1);
-	CHECK_EQ_INT(badge_keyvault_key_verify(kv, "k1", "v1", "ES256", digest, 32, (const uint8_t *)"sig", 3, &valid), BADGE_OK);
+	CHECK_EQ_INT(badge_keyvault_key_verify(kv, "k1", "v1", "ES256", digest, 32, (const uint8_t *)"sig", 3,
+					       &valid),
+		     BADGE_OK);
 	CHECK_EQ_INT(valid, 0);
 	CHECK_STR(P.rec[0].target, "/keys/k1/v1/verify?api-version=7.4");
 	snprintf(body, sizeof(body), "{\"alg\":\"ES256\",\"digest\":\"%s\",\"value\":\"c2ln\"}", d64);
@@ -385,8 +414,8 @@ TEST(t_key_operations)
 
 	static const struct {
 		const char *op;
-		int (*fn)(struct badge_keyvault *, const char *, const char *, const char *, const uint8_t *, size_t,
-			  uint8_t **, size_t *);
+		int (*fn)(struct badge_keyvault *, const char *, const char *, const char *, const uint8_t *,
+			  size_t, uint8_t **, size_t *);
 	} ops[] = {{"encrypt", badge_keyvault_key_encrypt},
 		   {"decrypt", badge_keyvault_key_decrypt},
 		   {"wrapkey", badge_keyvault_key_wrap},
@@ -394,7 +423,8 @@ TEST(t_key_operations)
 	for (size_t i = 0; i < 4; i++) {
 		peer_reset(&P);
 		peer_other(&P, (struct peer_answer){200, "{\"kid\":\"k\",\"value\":\"b3V0\"}"});
-		CHECK_EQ_INT(ops[i].fn(kv, "k1", "v2", "RSA-OAEP-256", (const uint8_t *)"in", 2, &out, &n), BADGE_OK);
+		CHECK_EQ_INT(ops[i].fn(kv, "k1", "v2", "RSA-OAEP-256", (const uint8_t *)"in", 2, &out, &n),
+			     BADGE_OK);
 		CHECK(n == 3 && memcmp(out, "out", 3) == 0);
 		badge_free(out);
 		char want[128];
@@ -403,7 +433,8 @@ TEST(t_key_operations)
 		CHECK_STR(P.rec[0].body, "{\"alg\":\"RSA-OAEP-256\",\"value\":\"aW4\"}");
 	}
 	peer_reset(&P);
-	peer_other(&P, (struct peer_answer){200, "{\"key\":{\"kid\":\"https://x/keys/k1/v3\",\"kty\":\"RSA\"}}"});
+	peer_other(&P,
+		   (struct peer_answer){200, "{\"key\":{\"kid\":\"https://x/keys/k1/v3\",\"kty\":\"RSA\"}}"});
 	char *json = NULL;
 	CHECK_EQ_INT(badge_keyvault_key_get(kv, "k1", NULL, &json), BADGE_OK);
 	CHECK(json && strstr(json, "\"kty\":\"RSA\""));
@@ -412,7 +443,9 @@ TEST(t_key_operations)
 	/* an answer without a value */
 	peer_reset(&P);
 	peer_other(&P, (struct peer_answer){200, "{\"kid\":\"k\"}"});
-	CHECK_EQ_INT(badge_keyvault_key_decrypt(kv, "k1", NULL, "RSA-OAEP", (const uint8_t *)"x", 1, &out, &n), BADGE_E_PROTOCOL);
+	CHECK_EQ_INT(
+		badge_keyvault_key_decrypt(kv, "k1", NULL, "RSA-OAEP", (const uint8_t *)"x", 1, &out, &n),
+		BADGE_E_PROTOCOL);
 	free(d64);
 	badge_keyvault_free(kv);
 	badge_credential_free(c);
@@ -457,4 +490,5 @@ TEST(t_stop)
 }
 
 TEST_MAIN(T(t_start), T(t_challenge_flow), T(t_challenge_verification), T(t_rejected_token_retried_once),
-	  T(t_errors_and_retries), T(t_secret_operations), T(t_key_operations), T(t_path_style_vault), T(t_stop))
+	  T(t_errors_and_retries), T(t_secret_operations), T(t_key_operations), T(t_path_style_vault),
+	  T(t_stop))

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/metrics.h"
 #include "core/store_int.h"
 
 #define NOTIFY_QUEUE_MAX 4096 /* queued notifications before we collapse them into "" */
@@ -237,6 +238,14 @@ int bc_store_begin(struct bc_store *st, struct bc_txn **out, struct bc_error *er
 
 static void hub_post_list(struct bc_store *st, struct store_note *list);
 
+/* Monotonic milliseconds, for the store latency metrics. */
+static double store_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
 int bc_txn_commit(struct bc_txn *txn, struct bc_error *err)
 {
 	if (!txn)
@@ -249,7 +258,9 @@ int bc_txn_commit(struct bc_txn *txn, struct bc_error *err)
 	struct bc_store *st = txn->st;
 	struct store_note *pending = txn->pending;
 	txn->pending = NULL;
+	double t0 = store_ms();
 	int rc = st->ops->commit(txn, err);
+	bc_metrics_store(st->ops->name, store_ms() - t0, rc == BC_OK);
 	if (rc) {
 		note_free(pending);
 		return rc;
@@ -272,7 +283,9 @@ int bc_store_exec(struct bc_store *st, struct bc_txn *txn, const char *sql, cons
 {
 	if (txn && txn->failed)
 		return bc_error_set(err, txn->failed, "transaction failed earlier: roll it back");
+	double t0 = store_ms();
 	int rc = st->ops->exec(st, txn, sql, params, nparams, fn, ctx, changes, err);
+	bc_metrics_store(st->ops->name, store_ms() - t0, rc == BC_OK || rc == BC_ERR_EXISTS);
 	/* PostgreSQL aborts a transaction at its first error; SQLite does not. Make both behave the
 	 * same, so that code tested on SQLite does not break on PostgreSQL. */
 	if (rc && txn)

@@ -24,6 +24,7 @@ static void usage(FILE *f)
 	      "  credential add-cert --id ID --cert FILE.pem\n"
 	      "  credential remove --id ID --credential-id CID\n"
 	      "  keys list\n"
+	      "  audit [--since EPOCH_MS] [--limit N]   (token requests, issued or refused)\n"
 	      "  rotate-keys [--activate] [--tenant ID]\n"
 	      "      publishes a new signing key, which signs once the pre-publication period has passed;\n"
 	      "      --activate makes a published key (or a new one) sign now\n",
@@ -146,6 +147,11 @@ int cli_directory_main(int argc, char **argv)
 			snprintf(path, sizeof(path), API "/principals/%s/credentials/%s", id, cid);
 			rc = call(&s, "DELETE", path, NULL, 204);
 		}
+	} else if (!strcmp(what, "audit")) {
+		const char *since = opt(argc, argv, "--since"), *limit = opt(argc, argv, "--limit");
+		snprintf(path, sizeof(path), API "/audit?since=%lld&limit=%lld", since ? strtoll(since, NULL, 10) : 0LL,
+			 limit ? strtoll(limit, NULL, 10) : 1000LL);
+		rc = call(&s, "GET", path, NULL, 200);
 	} else if (!strcmp(what, "keys") && !strcmp(verb, "list")) {
 		rc = call(&s, "GET", API "/keys", NULL, 200);
 	} else if (!strcmp(what, "rotate-keys")) {

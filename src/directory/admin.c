@@ -331,7 +331,48 @@ static void keys_list(struct bc_http_req *req, struct bc_http_res *res, void *ct
 	bc_http_res_json(res, 200, dir_keys_jwks(d, t ? t : d->default_tenant));
 }
 
+static int audit_row(void *ctx, const struct bc_row *row)
+{
+	json_t *o = json_object();
+	static const char *const names[] = {"timeMs", "tenantId", "operation", "resource", "oid", "appid",
+					    "xms_mirid", "clientAddress", "status", "durationMs", "requestId"};
+	for (int i = 0; i < 11; i++) {
+		if (i == 0 || i == 8 || i == 9)
+			json_object_set_new(o, names[i], json_integer(bc_row_int(row, i)));
+		else
+			json_object_set_new(o, names[i], bc_row_text(row, i) ? json_string(bc_row_text(row, i)) : json_null());
+	}
+	json_array_append_new(ctx, o);
+	return 0;
+}
+
+/* The token audit trail, oldest first from ?since= (epoch ms), at most ?limit= (default 1000). */
+static void audit_list(struct bc_http_req *req, struct bc_http_res *res, void *ctx)
+{
+	struct dir *d = ctx;
+	struct bc_error err;
+	if (!admin_only(d, req, res))
+		return;
+	const char *since = bc_http_query(req, "since"), *limit = bc_http_query(req, "limit");
+	long long s = since ? strtoll(since, NULL, 10) : 0, l = limit ? strtoll(limit, NULL, 10) : 1000;
+	if (l <= 0 || l > 10000)
+		l = 1000;
+	bc_audit_flush(d->audit); /* what was issued before this request is in the answer */
+	json_t *arr = json_array();
+	struct bc_param p[] = {BC_PINT(s), BC_PINT(l)};
+	if (bc_store_exec(d->st, NULL,
+			  "SELECT time_ms, tenant, operation, object, oid, appid, xms_mirid, client_ip, status, duration_ms,"
+			  " request_id FROM dir_audit WHERE time_ms >= ? ORDER BY time_ms, id LIMIT ?",
+			  p, 2, audit_row, arr, NULL, &err)) {
+		json_decref(arr);
+		fail_status(res, &err);
+		return;
+	}
+	bc_http_res_json(res, 200, json_pack("{s:o}", "value", arr));
+}
+
 static const struct bc_route admin_routes[] = {
+	{"GET", ADMIN "/audit", audit_list, NULL, 0},
 	{"GET", ADMIN "/tenants", tenants, NULL, 0},
 	{"GET", ADMIN "/principals", principals_list, NULL, 0},
 	{"POST", ADMIN "/principals", principals_create, NULL, 0},

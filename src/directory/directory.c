@@ -27,6 +27,11 @@ static const char *const migrations[] = {
 	"CREATE TABLE dir_signing_keys (kid TEXT PRIMARY KEY, tenant_id TEXT NOT NULL, sealed_jwk TEXT NOT NULL,"
 	" public_jwk TEXT NOT NULL, created BIGINT NOT NULL, signs_from BIGINT NOT NULL, seq BIGINT NOT NULL);"
 	"CREATE TABLE dir_used_jti (jti TEXT PRIMARY KEY, expires BIGINT NOT NULL)",
+	/* 2: every token request, issued or refused (core/audit.h) */
+	"CREATE TABLE dir_audit (id TEXT PRIMARY KEY, time_ms BIGINT NOT NULL, tenant TEXT NOT NULL,"
+	" operation TEXT NOT NULL, object TEXT, oid TEXT, appid TEXT, xms_mirid TEXT, client_ip TEXT,"
+	" status BIGINT NOT NULL, duration_ms BIGINT NOT NULL, request_id TEXT);"
+	"CREATE INDEX dir_audit_time ON dir_audit (tenant, time_ms)",
 };
 
 bool dir_id_ok(const char *id)
@@ -131,6 +136,8 @@ int dir_new(struct dir **out, struct bc_store *st, const struct dir_config *cfg,
 		goto fail;
 	if ((rc = ensure_default_tenant(d, err)))
 		goto fail;
+	if ((rc = bc_audit_new(&d->audit, st, "dir_audit", "tenant", NULL, NULL, err)))
+		goto fail;
 	if ((rc = dir_cache_init(d)) || (rc = dir_jti_init(d))) {
 		bc_error_set(err, rc, "out of memory");
 		goto fail;
@@ -149,6 +156,7 @@ void dir_free(struct dir *d)
 	if (!d)
 		return;
 	dir_stop_maintenance(d);
+	bc_audit_free(d->audit);
 	dir_keyset_release(&d->keys);
 	dir_cache_free(d);
 	dir_jti_free(d);

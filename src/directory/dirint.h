@@ -4,6 +4,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include "core/audit.h"
 #include "core/jose.h"
 #include "core/seal.h"
 #include "directory/directory.h"
@@ -37,6 +38,7 @@ struct dir {
 	char login_url[DIR_URL_MAX];  /* without trailing slash */
 	char default_tenant[37];
 	struct bc_seal *seal;         /* owned */
+	struct bc_audit *audit;       /* owned: token requests, issued or refused */
 	int64_t started;              /* assertions issued before this are refused (replay cache is in memory) */
 
 	pthread_rwlock_t keys_lock;   /* guards keys */

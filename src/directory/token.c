@@ -29,7 +29,30 @@ struct token_req {
 	struct dir_principal p;
 	const char *acr; /* appidacr: "1" secret, "2" certificate */
 	char sub_client[37]; /* client id taken from the assertion when the form has none */
+	const char *client_id; /* as asked for (audited when no principal was found) */
+	const char *resource;
+	int64_t t0;
 };
+
+/* Every token request is audited, issued or refused: who, for what, result, duration. */
+static void audit(struct token_req *t)
+{
+	struct bc_audit_rec r;
+	memset(&r, 0, sizeof(r));
+	r.time_ms = bc_audit_now_ms();
+	snprintf(r.scope, sizeof(r.scope), "%s", t->p.tenant_id[0] ? t->p.tenant_id : t->tenant ? t->tenant : "");
+	snprintf(r.operation, sizeof(r.operation), "%s", t->version == 2 ? "TokenIssueV2" : "TokenIssue");
+	snprintf(r.object, sizeof(r.object), "%s", t->resource ? t->resource : "");
+	snprintf(r.oid, sizeof(r.oid), "%s", t->p.object_id);
+	snprintf(r.appid, sizeof(r.appid), "%s",
+		 t->p.app_id[0] ? t->p.app_id : t->client_id && bc_is_uuid(t->client_id) ? t->client_id : "");
+	snprintf(r.xms_mirid, sizeof(r.xms_mirid), "%s", t->p.resource_id);
+	snprintf(r.client_ip, sizeof(r.client_ip), "%s", t->req->client_ip ? t->req->client_ip : "");
+	r.status = t->res->status;
+	r.duration_ms = bc_now_ms() - t->t0;
+	snprintf(r.request_id, sizeof(r.request_id), "%s", t->req->request_id ? t->req->request_id : "");
+	bc_audit_enqueue(t->d->audit, &r);
+}
 
 /* Entra-shaped error: {error, error_description "AADSTSnnn: ...\r\nTrace ID...", error_codes,
  * timestamp, trace_id, correlation_id, error_uri}. */
@@ -384,7 +407,8 @@ int dir_token_issue(struct dir *d, const struct dir_principal *p, const char *re
 
 static void token_endpoint(struct bc_http_req *req, struct bc_http_res *res, struct dir *d, int version)
 {
-	struct token_req t = {.d = d, .req = req, .res = res, .version = version, .tenant = req->captures[0]};
+	struct token_req t = {.d = d, .req = req, .res = res, .version = version, .tenant = req->captures[0],
+			      .t0 = bc_now_ms()};
 	struct bc_error err;
 	struct bc_buf tok = {0};
 	const char *dup;
@@ -433,6 +457,7 @@ static void token_endpoint(struct bc_http_req *req, struct bc_http_res *res, str
 		}
 		bc_jwt_release(&j);
 	}
+	t.client_id = client_id;
 	if (!client_id) {
 		missing(&t, "client_id");
 		goto done;
@@ -463,6 +488,7 @@ static void token_endpoint(struct bc_http_req *req, struct bc_http_res *res, str
 		scope_res[sl - 9] = 0;
 		resource = scope_res;
 	}
+	t.resource = resource;
 	const char *audience = strlen(resource) <= BC_LIMIT_RESOURCE ? in_list(resource, d->cfg.resources, d->cfg.nresources)
 								     : NULL;
 	if (!audience) {
@@ -538,6 +564,7 @@ static void token_endpoint(struct bc_http_req *req, struct bc_http_res *res, str
 	bc_http_res_header(res, "Pragma", "no-cache");
 	bc_log(BC_LOG_DEBUG, req->request_id, "token: issued v%d token for %s to %s", tver, resource, t.p.app_id);
 done:
+	audit(&t);
 	bc_buf_wipe(&tok);
 	bc_buf_wipe(&t.storage);
 }

@@ -221,7 +221,7 @@ int vault_in_txn(struct vreq *q, vault_txn_fn fn, void *ctx, struct bc_error *er
 		bool ok = q->res->status >= 200 && q->res->status < 300;
 		if (rc == BC_OK && ok && q->route->mutation) {
 			audit_finish(q);
-			rc = vault_audit_insert(q->v->st, txn, &q->audit, err);
+			rc = bc_audit_insert(q->v->audit->w, txn, &q->audit, err);
 			if (rc != BC_OK)
 				q->audit.duration_ms = t0;
 		}
@@ -378,7 +378,7 @@ static void audit_begin(struct vreq *q)
 		 q->req->client_ip ? q->req->client_ip : "");
 	snprintf(q->audit.request_id, sizeof(q->audit.request_id), "%s",
 		 q->req->request_id ? q->req->request_id : "");
-	lower_copy(q->audit.vault, q->req->ncaptures ? q->req->captures[0] : "", sizeof(q->audit.vault));
+	lower_copy(q->audit.scope, q->req->ncaptures ? q->req->captures[0] : "", sizeof(q->audit.scope));
 }
 
 static void audit_caller(struct vreq *q)
@@ -468,7 +468,7 @@ static void vault_handle(struct bc_http_req *req, struct bc_http_res *res, void 
 		goto done;
 	}
 	lower_copy(q->vkey, q->info.name, sizeof(q->vkey));
-	snprintf(q->audit.vault, sizeof(q->audit.vault), "%s", q->vkey);
+	snprintf(q->audit.scope, sizeof(q->audit.scope), "%s", q->vkey);
 
 	q->api_version = bc_http_query(req, "api-version");
 	if (!q->api_version || !*q->api_version) {

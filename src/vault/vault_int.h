@@ -9,6 +9,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include "core/audit.h"
 #include "core/error.h"
 #include "core/http.h"
 #include "core/limits.h"
@@ -22,8 +23,6 @@
 #define VAULT_LIMIT_BACKUP_VERSIONS 500               /* versions carried in one backup blob */
 #define VAULT_LIMIT_BODY            (64 * 1024)       /* request body bytes of non-secret operations */
 #define VAULT_LIMIT_SECRET_BODY     (200 * 1024)      /* set-secret body: 25 KiB escaped up to 6x */
-#define VAULT_LIMIT_AUDIT_QUEUE     4096              /* audit records waiting for the writer */
-#define VAULT_AUDIT_FLUSH_MS        20                /* group-commit interval of the audit writer */
 #define VAULT_LIMIT_RNG             128               /* bytes of one getrandombytes call (Azure: 128) */
 
 #define VAULT_KIND_SECRET "secret"
@@ -151,30 +150,17 @@ int vault_backup_open(struct vault_crypt *c, const char *kind, const uint8_t *bl
 
 /* ---- audit.c --------------------------------------------------------------------------- */
 
-struct vault_audit_rec {
-	int64_t time_ms; /* wall clock, milliseconds */
-	char vault[BC_LIMIT_NAME + 1];
-	char operation[32];
-	char object[BC_LIMIT_NAME + 48]; /* "secrets/NAME[/VERSION]", never a value */
-	char oid[37];
-	char appid[37];
-	char xms_mirid[BC_LIMIT_RESOURCE_ID + 1];
-	char client_ip[64];
-	int status;
-	int64_t duration_ms;
-	char request_id[72];
+/* The records are core/audit.h's; scope is the vault's (lower-case) name. */
+#define vault_audit_rec bc_audit_rec
+struct vault_audit {
+	struct bc_audit *w;       /* owned */
+	struct sweep_ctx *sweep;  /* owned: the purge sweep run on the writer's tick */
 };
-struct vault_audit;
 int vault_audit_new(struct vault_audit **out, struct bc_store *st, struct bc_error *err) BC_MUST_CHECK;
 /* Flushes what is queued (committed) and stops the writer. */
 void vault_audit_free(struct vault_audit *a);
-/* Queues a record for the group-commit writer (blocks when the queue is full: never drops). */
-void vault_audit_enqueue(struct vault_audit *a, const struct vault_audit_rec *r);
-/* Writes a record inside txn (committed with the mutation it describes). */
-int vault_audit_insert(struct bc_store *st, struct bc_txn *txn, const struct vault_audit_rec *r,
-		       struct bc_error *err) BC_MUST_CHECK;
-/* Waits until everything queued so far is committed. */
-void vault_audit_flush(struct vault_audit *a);
+#define vault_audit_enqueue(a, r) bc_audit_enqueue((a)->w, (r))
+#define vault_audit_flush(a) bc_audit_flush((a)->w)
 
 /* ---- objects.c: versioned objects in the store ---------------------------------------- */
 

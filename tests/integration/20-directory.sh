@@ -78,6 +78,14 @@ bt_assert_eq "$(get_token "$secret")" 200 "token with the new secret"
 if "$BADGE_BIN" directory principal show --id not-a-guid 2>"$dir/err"; then bt_fail "bad id accepted"; fi
 grep -q "GUID" "$dir/err" || bt_fail "bad id error: $(cat "$dir/err")"
 
+# every token request is audited, issued or refused, with who asked; never the secret
+audit=$("$BADGE_BIN" directory audit)
+jq -e --arg a "$app" 'any(.value[]; .appid == $a and .status == 200 and .operation == "TokenIssueV2")' <<<"$audit" >/dev/null ||
+	bt_fail "issued token not audited"
+jq -e --arg a "$admin_id" 'any(.value[]; .appid == $a and .status == 401)' <<<"$audit" >/dev/null ||
+	bt_fail "refused token request not audited"
+! grep -q "$secret" <<<"$audit" || bt_fail "a secret in the audit trail"
+
 # an acknowledged write survives kill -9
 sp2=$("$BADGE_BIN" directory principal create --display-name survives)
 app2=$(jq -r .appId <<<"$sp2")

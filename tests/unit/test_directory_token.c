@@ -228,6 +228,21 @@ TEST(secret_v1_and_v2)
 	CHECK_EQ_INT(post_form("/not-a-tenant/oauth2/v2.0/token", f.data, &j), 400);
 	CHECK_EQ_INT(first_code(j), 90002);
 	json_decref(j);
+	/* both requests are in the audit trail; no secret is */
+	bc_audit_flush(d->audit);
+	int64_t n = 0;
+	bool found;
+	struct bc_param q[] = {BC_PTEXT(p.app_id)};
+	REQUIRE(bc_store_get_int(st, NULL, "SELECT COUNT(*) FROM dir_audit WHERE appid = ? AND status = 200", q, 1, &n,
+				 &found, &err) == 0);
+	CHECK(n >= 2);
+	REQUIRE(bc_store_get_int(st, NULL, "SELECT COUNT(*) FROM dir_audit WHERE appid = ? AND status = 401", q, 1, &n,
+				 &found, &err) == 0);
+	CHECK(n >= 1);
+	struct bc_param q2[] = {BC_PTEXT(secret), BC_PTEXT(secret)};
+	REQUIRE(bc_store_get_int(st, NULL, "SELECT COUNT(*) FROM dir_audit WHERE object = ? OR request_id = ?", q2, 2, &n,
+				 &found, &err) == 0);
+	CHECK_EQ_INT(n, 0);
 	bc_buf_release(&f);
 }
 

@@ -18,6 +18,7 @@
 #define CLIENT_RETRY_AFTER_MAX_MS 120000 /* a Retry-After longer than this is capped */
 #define CLIENT_REFRESH_LONG_S     7200   /* lifetimes above this refresh at half-life */
 #define CLIENT_REFRESH_MARGIN_S   300    /* otherwise this long before expiry */
+#define CLIENT_REFRESH_RETRY_S    60     /* after a failed refresh, a still-valid token is kept this long */
 #define CLIENT_MAX_RESOURCES      64     /* distinct resources cached per credential */
 #define CLIENT_KV_RETRIES         3      /* Key Vault: retries of 408/429/5xx */
 
@@ -54,7 +55,6 @@ struct badge_credential {
 	pthread_cond_t cv;         /* signalled when a fetch completes */
 	struct cache_entry *cache; /* owned list */
 	size_t ncache;
-	uint64_t upstream_requests; /* HTTP requests made (tests) */
 	char errmsg[BC_ERROR_MSG_MAX];
 };
 

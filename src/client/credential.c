@@ -271,6 +271,11 @@ static int refresh_locked(struct badge_credential *c, struct cache_entry *e, cha
 		e->token = fresh;
 		e->expires_on = exp;
 		e->refresh_at = refresh_time(now_s, exp);
+	} else if (e->token && now_s < e->expires_on) {
+		/* keep the valid token; ask again in a minute rather than on every call */
+		e->refresh_at = now_s + CLIENT_REFRESH_RETRY_S < e->expires_on
+					? now_s + CLIENT_REFRESH_RETRY_S
+					: e->expires_on;
 	}
 	pthread_cond_broadcast(&c->cv);
 	if (rc == BADGE_OK || (e->token && now_s < e->expires_on)) /* a failed refresh keeps a valid token */
@@ -328,9 +333,14 @@ int cred_token(struct badge_credential *c, const char *resource, char **token, i
 		uint64_t gen = e->gen;
 		while (e->fetching && e->gen == gen)
 			pthread_cond_wait(&c->cv, &c->mu);
-		if (e->gen != gen && e->last_rc != BADGE_OK &&
-		    !(e->token && cred_now_ms(c) / 1000 < e->expires_on)) {
-			/* share the failure of the request we waited for rather than ask again */
+		if (e->gen == gen)
+			continue;
+		/* the request we waited for finished: its token, or its failure (no second request) */
+		if (e->token && cred_now_ms(c) / 1000 < e->expires_on) {
+			rc = hand_out(e, token, expires_on, err);
+			goto out;
+		}
+		if (e->last_rc != BADGE_OK) {
 			rc = bc_error_set(err, e->last_rc, "%s", e->last_msg);
 			goto out;
 		}
@@ -385,7 +395,6 @@ int client_http_retry(const struct badge_credential *c, const struct bc_httpc_re
 	for (int attempt = 0;; attempt++) {
 		struct bc_error herr = {0};
 		int rc = bc_httpc_do(req, res, &herr);
-		((struct badge_credential *)c)->upstream_requests++; /* statistics only; races are harmless */
 		long status = rc == BC_OK ? res->status : 0;
 		bool again;
 		if (rc == BC_OK)

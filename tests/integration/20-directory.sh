@@ -54,7 +54,9 @@ bt_assert_eq "$(code -d grant_type=client_credentials -d client_id="$admin_id" -
 bt_assert_eq "$(jq -r .error "$dir/body")" invalid_client "wrong secret error"
 # oversized body: refused, the server lives on
 head -c 300000 /dev/zero | tr '\0' 'a' >"$dir/big"
-bt_assert_eq "$(code --data-binary @"$dir/big" -H 'Content-Type: application/x-www-form-urlencoded' "$tok")" 413 "oversized body"
+# (with Expect: 100-continue, as clients send for large bodies: the 413 comes before any body byte;
+# a client that pushes the body regardless may see the connection closed under it instead)
+bt_assert_eq "$(code --data-binary @"$dir/big" -H 'Expect: 100-continue' -H 'Content-Type: application/x-www-form-urlencoded' "$tok")" 413 "oversized body"
 # oversized header block
 big=$(head -c 40000 /dev/zero | tr '\0' 'b')
 st=$(c -o /dev/null -w '%{http_code}' -H "X-Big: $big" "$BADGE_URL/$BADGE_TENANT_ID/discovery/keys" || true)

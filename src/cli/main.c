@@ -2,6 +2,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 #include "cli/cli.h"
 
 /* A family not linked into this build answers with a clear error instead of failing the link;
@@ -92,6 +93,31 @@ int main(int argc, char **argv)
 		puts("badge 0.1.0");
 		return 0;
 	}
+	/* --help anywhere asks for the family's usage and never runs the command (a `badge vm delete
+	 * ... --help` must not delete). Families print usage on stderr with status 2 when asked with
+	 * argv[1] == "--help"; asked for it, it is the answer: stdout, status 0. Arguments after
+	 * `--` belong to another program (badge vm exec NAME -- cmd --help). */
+	for (int i = 2; i < argc && strcmp(argv[i], "--"); i++)
+		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+			char *sub[4] = {argv[1], "--help", NULL, NULL};
+			int n = 2;
+			if (!strcmp(argv[1], "vm") && !strcmp(argv[2], "exec"))
+				return cli_vm_exec_main(2, (char *[]){"exec", "--help", NULL});
+			fflush(stdout);
+			dup2(STDOUT_FILENO, STDERR_FILENO);
+			if (!strcmp(argv[1], "keyvault") && (!strcmp(argv[2], "secret") || !strcmp(argv[2], "key") ||
+							     !strcmp(argv[2], "audit"))) {
+				sub[0] = argv[2];
+				int rc = cli_keyvault_data_main(n, sub);
+				return rc == 2 ? 0 : rc;
+			}
+			for (size_t f = 0; f < sizeof(families) / sizeof(families[0]); f++)
+				if (!strcmp(argv[1], families[f].name)) {
+					int rc = families[f].fn(n, sub);
+					return rc == 2 ? 0 : rc;
+				}
+			break;
+		}
 	if (!strcmp(argv[1], "vm") && argc > 2 && !strcmp(argv[2], "exec"))
 		return cli_vm_exec_main(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "keyvault") && argc > 2 &&

@@ -3,11 +3,20 @@
  * AZURE_POD_IDENTITY_AUTHORITY_HOST, else IMDS). Prints {"accessToken", "expiresOn", "resource",
  * "tokenType", "source"} as JSON, or the bare token with --raw (for scripts). */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include "badge/badge.h"
 #include "cli/cli.h"
 
-#define DEFAULT_RESOURCE "https://management.azure.com/"
+/* badge's resource manager under the default domain; BADGE_MANAGEMENT_RESOURCE (the server's env
+ * file) names it for other domains. */
+#define DEFAULT_RESOURCE "https://management.badge.internal/"
+
+static const char *default_resource(void)
+{
+	const char *r = getenv("BADGE_MANAGEMENT_RESOURCE");
+	return r && *r ? r : DEFAULT_RESOURCE;
+}
 
 static int usage(FILE *f)
 {
@@ -15,7 +24,7 @@ static int usage(FILE *f)
 		"usage: badge token [--resource R] [--client-id ID | --object-id ID | --resource-id ARM_ID]\n"
 		"                   [--ca-file F] [--raw]\n"
 		"  a token as this machine's managed identity (system-assigned unless an id is given);\n"
-		"  --resource defaults to %s\n",
+		"  --resource defaults to $BADGE_MANAGEMENT_RESOURCE, else %s\n",
 		DEFAULT_RESOURCE);
 	return f == stderr ? 2 : 0;
 }
@@ -68,7 +77,7 @@ static int parse(int argc, char **argv, struct token_opts *o)
 
 int cli_token_main(int argc, char **argv)
 {
-	struct token_opts o = {.resource = DEFAULT_RESOURCE, .kind = BADGE_IDENTITY_SYSTEM};
+	struct token_opts o = {.resource = default_resource(), .kind = BADGE_IDENTITY_SYSTEM};
 	int prc = parse(argc, argv, &o);
 	if (prc == -1)
 		return 0;

@@ -24,9 +24,10 @@ read -r -a UP_ARGS <<<"${BADGE_UP_ARGS:-}"
 
 GROUP=demo VM=demo-vm KV=demo-kv SECRET=greeting
 
+exec 3>&1 # the narration, also from inside $(...)
 if [[ -t 1 ]]; then B=$'\e[1m' D=$'\e[2m' N=$'\e[0m'; else B= D= N=; fi
-step() { printf '\n%s==> %s%s\n' "$B" "$*" "$N"; }
-say() { printf '    %s\n' "$@"; }
+step() { printf '\n%s==> %s%s\n' "$B" "$*" "$N" >&3; }
+say() { printf '    %s\n' "$@" >&3; }
 die() { echo "make up: $*" >&2; exit 1; }
 # wait_until SECONDS CMD...: polls CMD (every 0.1 s) until it succeeds or the deadline passes
 wait_until() {
@@ -45,8 +46,9 @@ if [[ -z ${BADGE_UP_NO_DEPS:-} ]]; then
 fi
 if [[ -z ${BADGE_UP_NO_BUILD:-} ]]; then
 	step "Building (cmake --preset dev && cmake --build --preset dev)"
-	cmake --preset dev >/dev/null
-	cmake --build --preset dev
+	# (under make, MAKEFLAGS would make the inner make chatty)
+	env -u MAKEFLAGS -u MAKELEVEL -u MFLAGS cmake --preset dev >/dev/null
+	env -u MAKEFLAGS -u MAKELEVEL -u MFLAGS cmake --build --preset dev
 fi
 [[ -x $BIN ]] || die "no badge binary at $BIN"
 
@@ -69,7 +71,7 @@ else
 			"IDENTITY_HEADER (a secret for that instance only). Run 'make up' as root for the IMDS flavour."
 	fi
 	printf '    %s$ badge up --data-dir %s %s &%s\n' "$D" "$DATA" "${UP_ARGS[*]}" "$N"
-	setsid "$BIN" up --data-dir "$DATA" "${UP_ARGS[@]}" >>"$LOG" 2>&1 </dev/null &
+	setsid "$BIN" up --data-dir "$DATA" "${UP_ARGS[@]}" >>"$LOG" 2>&1 </dev/null 3>&- &
 	pid=$!
 	echo "$pid" >"$PIDFILE"
 	started() {
@@ -89,7 +91,15 @@ source "$DATA/env"
 # what the agent chose, from its start-up line: "agent: host NAME running (netns isolation)"
 if grep 'agent: host .* running (' "$LOG" | tail -n 1 | grep -q '(netns isolation)'; then FLAVOUR=netns; else FLAVOUR=appservice; fi
 b() { "$BIN" "$@"; }
-bshow() { printf '    %s$ badge %s%s\n' "$D" "$*" "$N"; "$BIN" "$@"; }
+# bshow ARGS...: shows `badge ARGS` as one would type it (quoted where needed), then runs it
+bshow() {
+	local a line="badge"
+	for a in "$@"; do
+		if [[ $a =~ ^[][A-Za-z0-9_./:=@,+%-]+$ ]]; then line+=" $a"; else line+=" '$a'"; fi
+	done
+	printf '    %s$ %s%s\n' "$D" "$line" "$N" >&3
+	"$BIN" "$@"
+}
 
 # ---- 3. the seed scenario ------------------------------------------------------------------
 step "1. A resource group and a vault"
@@ -140,7 +150,7 @@ for e in "$ROOT/build/dev/examples/read-secret" "$ROOT/build/dev/examples/read_s
 done
 # The program's whole environment: PATH, and the CA that signed badge's TLS certificate (trust,
 # not a credential). In the App Service flavour `badge vm exec` adds IDENTITY_ENDPOINT/HEADER.
-ENVI=(env -i PATH="$PATH" SSL_CERT_FILE="$BADGE_CA_FILE")
+ENVI=(env -i PATH=/usr/local/bin:/usr/bin:/bin SSL_CERT_FILE="$BADGE_CA_FILE")
 if [[ -n $EXAMPLE ]]; then
 	say "Running $EXAMPLE (libbadge) inside $VM with an empty environment:"
 	if [[ $FLAVOUR == netns ]]; then
@@ -151,21 +161,39 @@ if [[ -n $EXAMPLE ]]; then
 			_ "$BADGE_CA_FILE" "$EXAMPLE" "$BADGE_URL/vaults/$KV" "$SECRET")
 	fi
 else
-	say "(libbadge's example program is not built yet: curl makes the same two requests.)"
+	say "(libbadge's example program is not built yet: a shell script with curl makes the same two requests.)"
+	PROG=$DATA/read-secret.sh
 	if [[ $FLAVOUR == netns ]]; then
-		say "A token from the metadata endpoint, as any Azure SDK asks for it, then the vault:"
-		# shellcheck disable=SC2016
-		out=$(bshow vm exec "$VM" -- "${ENVI[@]}" bash -c '
-			tok=$(curl -sSf -H Metadata:true "http://169.254.169.254/metadata/identity/oauth2/token?api-version=2018-02-01&resource=$1" | jq -r .access_token)
-			curl -sSf -H "Authorization: Bearer $tok" "$2/secrets/$3?api-version=7.4" | jq -r .value' \
-			_ "$BADGE_VAULT_RESOURCE" "$VAULT_URL" "$SECRET")
+		cat >"$PROG" <<'PROGRAM'
+#!/bin/sh
+# usage: read-secret.sh VAULT_URL NAME — a token from the metadata endpoint, as every Azure SDK
+# asks for it inside a VM, then the secret. No credential here or in the environment.
+set -e
+resource="https://vault.${1#https://*.vault.}"   # the vault's audience: https://vault.DOMAIN[:PORT]
+tok=$(curl -sSf -H Metadata:true "http://169.254.169.254/metadata/identity/oauth2/token?api-version=2018-02-01&resource=$resource" | jq -r .access_token)
+curl -sSf -H "Authorization: Bearer $tok" "$1/secrets/$2?api-version=7.4" | jq -r .value
+PROGRAM
+		URL_ARG=$VAULT_URL
 	else
-		say "A token from IDENTITY_ENDPOINT (with IDENTITY_HEADER), as the SDKs do on App Service, then the vault:"
-		# shellcheck disable=SC2016
-		out=$(bshow vm exec "$VM" -- bash -c '
-			tok=$(curl -sSf -H "X-IDENTITY-HEADER: $IDENTITY_HEADER" "$IDENTITY_ENDPOINT?api-version=2019-08-01&resource=$1" | jq -r .access_token)
-			env -i PATH="$PATH" SSL_CERT_FILE="$4" curl -sSf -H "Authorization: Bearer $tok" "$2/secrets/$3?api-version=7.4" | jq -r .value' \
-			_ "$BADGE_VAULT_RESOURCE" "$BADGE_URL/vaults/$KV" "$SECRET" "$BADGE_CA_FILE")
+		cat >"$PROG" <<'PROGRAM'
+#!/bin/sh
+# usage: read-secret.sh VAULT_URL NAME RESOURCE — a token from IDENTITY_ENDPOINT with
+# IDENTITY_HEADER (set for the instance by `badge vm exec`, as App Service sets them), then the
+# secret. No credential here.
+set -e
+tok=$(curl -sSf -H "X-IDENTITY-HEADER: $IDENTITY_HEADER" "$IDENTITY_ENDPOINT?api-version=2019-08-01&resource=$3" | jq -r .access_token)
+curl -sSf -H "Authorization: Bearer $tok" "$1/secrets/$2?api-version=7.4" | jq -r .value
+PROGRAM
+		URL_ARG=$BADGE_URL/vaults/$KV # no hosts file outside a namespace: the vault by path
+	fi
+	chmod 755 "$PROG"
+	say "$PROG:"
+	grep -v '^#!' "$PROG" | sed 's/^/      /' >&3
+	if [[ $FLAVOUR == netns ]]; then
+		out=$(bshow vm exec "$VM" -- env -i PATH=/usr/local/bin:/usr/bin:/bin SSL_CERT_FILE="$BADGE_CA_FILE" "$PROG" "$URL_ARG" "$SECRET")
+	else
+		out=$(bshow vm exec "$VM" -- sh -c 'exec env -i PATH=/usr/local/bin:/usr/bin:/bin SSL_CERT_FILE="$1" IDENTITY_ENDPOINT="$IDENTITY_ENDPOINT" IDENTITY_HEADER="$IDENTITY_HEADER" "$2" "$3" "$4" "$5"' \
+			_ "$BADGE_CA_FILE" "$PROG" "$URL_ARG" "$SECRET" "$BADGE_VAULT_RESOURCE")
 	fi
 fi
 # <<<

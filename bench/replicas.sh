@@ -8,7 +8,8 @@
 #   token: client_credentials with never-used client assertions (bench/token.sh's method)
 # usage: bench/replicas.sh [RUNS] [SECONDS]
 #   env: BADGE_BUILD (default build/perf), THREADS (server pool per replica, 2), CONNS (64),
-#        POOL (PostgreSQL connections per replica, 8)
+#        POOL (PostgreSQL connections per replica, 8), ONLY ("get" or "token": one workload),
+#        KEEP=1 (leave the servers of the last configuration running: inspect /metrics)
 set -euo pipefail
 RUNS=${1:-3}
 SECS=${2:-10}
@@ -121,8 +122,8 @@ measure() { # NAME URL...
 	local name=$1 r g=() t=()
 	shift
 	for ((r = 1; r <= RUNS; r++)); do
-		g+=("$(get_run "$@")")
-		t+=("$(token_run "$@")")
+		[[ ${ONLY:-get} == get ]] && g+=("$(get_run "$@")") || g+=(0)
+		[[ ${ONLY:-token} == token ]] && t+=("$(token_run "$@")") || t+=(0)
 		echo "$name run $r: secret GET ${g[-1]}/s, token ${t[-1]}/s" >&2
 	done
 	result[$name.get]=$(printf '%s\n' "${g[@]}" | median)
@@ -141,6 +142,10 @@ db=$(newdb b2)
 install "$tmp/a" "$db"
 URL2=$(start "$tmp/b" "$db" --join-from "$tmp/a")
 measure pg2 "$URL1" "$URL2"
+if [[ -n ${KEEP:-} ]]; then
+	echo "replicas: $URL1 $URL2 (CA $CA); press enter to stop" >&2
+	read -r
+fi
 stop_all
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }

@@ -33,7 +33,7 @@ struct agent_config {
 	unsigned rate;                   /* IMDS requests per second per instance, 0 = default 20 */
 	unsigned concurrency;            /* IMDS requests in flight per instance, 0 = default 5 */
 	bool unlimited;                  /* no rate limit at all (benchmarks) */
-	const char *key_type;            /* "RSA" (default) or "EC" */
+	const char *key_type;            /* "EC" (P-256, default) or "RSA" */
 	int key_bits;                    /* 2048 / 256 by default */
 	int sync_timeout_s;              /* long-poll timeout, 0 = 30, at most 60 */
 	unsigned threads;                /* HTTP threads per instance listener, 0 = 2 */

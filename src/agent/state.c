@@ -69,7 +69,9 @@ int agent_json_save(const struct agent *a, const char *name, const json_t *doc, 
 
 int agent_generate_key(const struct agent *a, struct bc_jwk **out, struct bc_error *err)
 {
-	const char *kty = a->cfg.key_type ? a->cfg.key_type : "RSA";
+	/* EC P-256 by default: an ES256 assertion costs a fraction of an RS256 one, and a first token
+	 * waits for it; only badge's directory ever sees these keys */
+	const char *kty = a->cfg.key_type ? a->cfg.key_type : "EC";
 	int bits = a->cfg.key_bits ? a->cfg.key_bits : (!strcmp(kty, "EC") ? 256 : 2048);
 	return bc_jwk_generate(out, kty, bits, err);
 }

@@ -8,6 +8,10 @@
 #  2. the App Service flavour without root: the same as an unprivileged user (setpriv to nobody),
 #     the instance reading its secret through IDENTITY_ENDPOINT/IDENTITY_HEADER; and the
 #     `--isolation appservice` override as root.
+if [[ ${BADGE_TEST_STORE:-} == postgres ]]; then
+	echo "SKIP: badge up is the one-machine SQLite installation (the pg/ run has nothing to add)"
+	exit 77
+fi
 source "${BADGE_SRC:?}/tests/lib.sh"
 command -v jq >/dev/null || bt_fail "jq is required"
 

@@ -57,7 +57,7 @@ start_agent() { # DIR HOST PREFIX SUBNET
 	local join
 	join=$(mgmt POST "/subscriptions/$SUB/providers/Badge.Compute/hosts/$2/joinToken?$AV" | jq -r .joinToken)
 	ip netns exec "$T" "$BADGE_BIN" agent --data-dir "$1" --server "$BADGE_URL" --ca-file "$CA" --isolation netns \
-		--netns-prefix "$3" --netns-subnet "$4" --sync-timeout 5 --join-token "$join" >>"$1.log" 2>&1 </dev/null &
+		--netns-prefix "$3" --netns-subnet "$4" --sync-timeout 5 --key-type RSA --join-token "$join" >>"$1.log" 2>&1 </dev/null &
 	bt_cleanup bt_stop "$!"
 	bt_log "$1.log"
 }

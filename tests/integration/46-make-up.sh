@@ -7,6 +7,10 @@
 # The clone is of HEAD (committed work only). BADGE_UP_NO_DEPS: the test namespace has no
 # network, so instead of installing, `install-deps.sh --check` must find nothing missing.
 # Slow (a full build): BADGE_TEST_SKIP_MAKE_UP=1 skips it.
+if [[ ${BADGE_TEST_STORE:-} == postgres ]]; then
+	echo "SKIP: badge up is the one-machine SQLite installation (the pg/ run has nothing to add)"
+	exit 77
+fi
 source "${BADGE_SRC:?}/tests/lib.sh"
 BT_WAIT_TIMEOUT=60
 

@@ -170,7 +170,7 @@ creates; the client is inside the instance's namespace, as an application would 
 Runs (req/s, endpoint / nginx): $(for i in "${!imds[@]}"; do printf '%s / %s; ' "${imds[$i]}" "${ngx[$i]}"; done)
 The rate limit of the instance is lifted for the run (\`badge agent --unlimited\`); the agent
 serves each instance with 4 HTTP threads, nginx runs $THREADS workers. A first token costs one
-client assertion (RSA-2048 signature by the identity's key on the host) and one token request
+client assertion (a signature by the identity's key on the host, EC P-256 unless the agent is given --key-type RSA) and one token request
 to the server over HTTPS; later requests for the same identity and resource come from the cache.
 EOF
 )

@@ -25,7 +25,7 @@ inT() { ip netns exec "$T" "$@"; }
 work=$(bt_tmpdir)
 S="$work/server" A="$work/agent"
 mkdir -p "$S"
-inT "$BADGE_BIN" server --data-dir "$S" --listen 0.0.0.0:0 >>"$S.log" 2>&1 </dev/null &
+ip netns exec "$T" "$BADGE_BIN" server --data-dir "$S" --listen 0.0.0.0:0 >>"$S.log" 2>&1 </dev/null &
 SPID=$!
 bt_cleanup bt_stop "$SPID"
 _bt_logs+=("$S.log")
@@ -56,7 +56,7 @@ AV="api-version=2023-03-01"
 # host, agent, instance with a system-assigned identity
 mgmt PUT "/subscriptions/$SUB/providers/Badge.Compute/hosts/h1?$AV" '{"location":"local","properties":{}}' >/dev/null
 JOIN=$(mgmt POST "/subscriptions/$SUB/providers/Badge.Compute/hosts/h1/joinToken?$AV" | jq -r .joinToken)
-inT "$BADGE_BIN" agent --data-dir "$A" --server "$BADGE_URL" --ca-file "$CA" --isolation netns \
+ip netns exec "$T" "$BADGE_BIN" agent --data-dir "$A" --server "$BADGE_URL" --ca-file "$CA" --isolation netns \
 	--netns-prefix "$PFX" --netns-subnet 10.242.0.0 --sync-timeout 5 --join-token "$JOIN" >>"$A.log" 2>&1 </dev/null &
 APID=$!
 bt_cleanup bt_stop "$APID"

@@ -273,6 +273,184 @@ static int name_row(void *ctx, const struct bc_row *row)
 	return 0;
 }
 
+/* Answers the host's current state. */
+static void sync_answer(struct mgr *m, struct bc_http_res *res, const char *key, const char *name, const char *id)
+{
+	struct bc_error err = {0};
+	int64_t rev = 0;
+	/* The revision is read before the data: a change in between is delivered again next time. */
+	if (rev_of(m, key, &rev, &err) != BC_OK) {
+		arm_error_from(res, &err);
+		return;
+	}
+	struct sync_ctx sc = {m, json_array()};
+	json_t *vaults = json_array();
+	int st = bc_store_exec(m->st, NULL,
+			       "SELECT id, name, principal, client, body FROM mgr_resources WHERE host = ? AND type = ? "
+			       "ORDER BY key",
+			       (struct bc_param[]){BC_PTEXT(key), BC_PTEXT(MGR_T_VM)}, 2, inst_row, &sc, NULL, &err);
+	if (st == BC_OK)
+		st = bc_store_exec(m->st, NULL, "SELECT name FROM mgr_resources WHERE type = ? ORDER BY key",
+				   (struct bc_param[]){BC_PTEXT(MGR_T_VAULT)}, 1, name_row, vaults, NULL, &err);
+	if (st != BC_OK) {
+		json_decref(sc.arr);
+		json_decref(vaults);
+		arm_error_from(res, &err);
+		return;
+	}
+	bc_http_res_json(res, 200,
+			 json_pack("{s:I,s:{s:s,s:s},s:o,s:o}", "revision", (json_int_t)rev, "host", "name", name, "id", id,
+				   "instances", sc.arr, "vaults", vaults));
+}
+
+/* ---- parked sync requests: one wait queue per host, woken by the notifications of the
+ * transactions that bumped its revision (mgr_sync_wake). No pool thread is held while waiting. */
+#define MGR_SYNC_WAITERS 8 /* parked syncs of one host whose deadline is remembered (one agent each) */
+struct mgr_hostq {
+	struct mgr_hostq *next;
+	struct mgr *m;
+	char key[BC_LIMIT_RESOURCE_ID + 1];
+	char id[BC_LIMIT_RESOURCE_ID + 1];
+	char name[BC_LIMIT_NAME + 1];
+	struct bc_http_waitq *q;
+	/* What a woken request needs to park again when the change was not its host's (a late or
+	 * replica-wide notification): keyed by the request, guarded by m->hq_mu. A request that went
+	 * away leaves its slot until it expires or is reused; a request whose slot was taken over
+	 * is answered when woken: both harmless. */
+	struct {
+		const struct bc_http_req *req;
+		int64_t since;
+		int64_t deadline_ms;
+	} w[MGR_SYNC_WAITERS];
+};
+
+static void waiter_set(struct mgr_hostq *e, const struct bc_http_req *req, int64_t since, int64_t deadline_ms)
+{
+	int slot = 0;
+	pthread_mutex_lock(&e->m->hq_mu);
+	for (int i = 0; i < MGR_SYNC_WAITERS; i++) {
+		if (e->w[i].req == req) {
+			slot = i;
+			break;
+		}
+		if (e->w[i].deadline_ms < e->w[slot].deadline_ms)
+			slot = i; /* the one that expires first (or expired, or free) */
+	}
+	e->w[slot].req = req;
+	e->w[slot].since = since;
+	e->w[slot].deadline_ms = deadline_ms;
+	pthread_mutex_unlock(&e->m->hq_mu);
+}
+
+/* Takes req's slot: false when it has none. */
+static bool waiter_take(struct mgr_hostq *e, const struct bc_http_req *req, int64_t *since, int64_t *deadline_ms)
+{
+	bool found = false;
+	pthread_mutex_lock(&e->m->hq_mu);
+	for (int i = 0; i < MGR_SYNC_WAITERS && !found; i++)
+		if (e->w[i].req == req) {
+			found = true;
+			*since = e->w[i].since;
+			*deadline_ms = e->w[i].deadline_ms;
+			e->w[i].req = NULL;
+			e->w[i].deadline_ms = 0;
+		}
+	pthread_mutex_unlock(&e->m->hq_mu);
+	return found;
+}
+
+/* The host's queue, made on first use; it lives as long as the manager (arg of parked requests). */
+static struct mgr_hostq *hostq(struct mgr *m, const struct host_ctx *h)
+{
+	struct mgr_hostq *e;
+	pthread_mutex_lock(&m->hq_mu);
+	for (e = m->hq; e; e = e->next)
+		if (!strcmp(e->key, h->key))
+			break;
+	if (!e && (e = calloc(1, sizeof(*e)))) {
+		if (!(e->q = bc_http_waitq_new())) {
+			free(e);
+			e = NULL;
+		} else {
+			e->m = m;
+			snprintf(e->key, sizeof(e->key), "%s", h->key);
+			snprintf(e->id, sizeof(e->id), "%s", h->id);
+			snprintf(e->name, sizeof(e->name), "%s", h->name);
+			e->next = m->hq;
+			m->hq = e;
+		}
+	}
+	pthread_mutex_unlock(&m->hq_mu);
+	return e;
+}
+
+void mgr_sync_wake(struct mgr *m, const char *payload)
+{
+	size_t hl = strlen(MGR_NOTIFY_HOSTS);
+	bool all = !payload || strncmp(payload, MGR_NOTIFY_HOSTS, hl) != 0;
+	pthread_mutex_lock(&m->hq_mu);
+	for (struct mgr_hostq *e = m->hq; e; e = e->next) {
+		bool hit = all;
+		for (const char *p = all ? NULL : payload + hl; p && *p && !hit;) {
+			size_t n = strcspn(p, "\n");
+			hit = n == strlen(e->key) && !strncmp(p, e->key, n);
+			p += n + (p[n] == '\n');
+		}
+		if (hit)
+			bc_http_waitq_wake(e->q);
+	}
+	pthread_mutex_unlock(&m->hq_mu);
+}
+
+void mgr_sync_free(struct mgr *m)
+{
+	struct mgr_hostq *e = m->hq, *next;
+	for (; e; e = next) {
+		next = e->next;
+		bc_http_waitq_free(e->q);
+		free(e);
+	}
+	m->hq = NULL;
+}
+
+static void sync_resume(struct bc_http_req *req, struct bc_http_res *res, enum bc_http_wake why, void *arg);
+
+/* Parks req on e until deadline_ms, unless its host's revision moved from since meanwhile.
+ * False when it could not be parked (the caller answers). */
+static bool sync_park(struct mgr_hostq *e, struct bc_http_req *req, int64_t since, int64_t deadline_ms)
+{
+	struct bc_error err = {0};
+	struct bc_http_parked *p = NULL;
+	int64_t left = deadline_ms - bc_now_ms(), rev = since;
+	if (left <= 0)
+		return false;
+	waiter_set(e, req, since, deadline_ms);
+	if (bc_http_park(req, e->q, left, sync_resume, e, &p) != BC_OK) {
+		(void)waiter_take(e, req, &rev, &left);
+		return false;
+	}
+	/* A change committed between the caller's read and the park woke nobody: look again. */
+	if (rev_of(e->m, e->key, &rev, &err) != BC_OK || rev != since)
+		(void)bc_http_resume(p, NULL);
+	bc_http_parked_release(p);
+	return true;
+}
+
+/* A parked sync wakes: a change for its host, its timeout, or the server stopping. When its
+ * host's revision has not moved (a notification for others, or a late one) it waits for the
+ * rest of its time; otherwise it gets the host's current state. */
+static void sync_resume(struct bc_http_req *req, struct bc_http_res *res, enum bc_http_wake why, void *arg)
+{
+	struct mgr_hostq *e = arg;
+	struct bc_error err = {0};
+	int64_t since = -1, deadline = 0, rev = -1;
+	bool known = waiter_take(e, req, &since, &deadline);
+	if (why == BC_HTTP_RESUMED && known && rev_of(e->m, e->key, &rev, &err) == BC_OK && rev == since &&
+	    sync_park(e, req, since, deadline))
+		return;
+	sync_answer(e->m, res, e->key, e->name, e->id);
+}
+
 static void sync_h(struct bc_http_req *req, struct bc_http_res *res, void *ctx)
 {
 	struct mgr *m = ctx;
@@ -299,36 +477,14 @@ static void sync_h(struct bc_http_req *req, struct bc_http_res *res, void *ctx)
 		if (timeout > MGR_SYNC_TIMEOUT_MAX_S)
 			timeout = MGR_SYNC_TIMEOUT_MAX_S;
 	}
-	int64_t deadline = bc_now_ms() + timeout * 1000;
-	for (;;) {
-		uint64_t g = mgr_gen(m);
-		if (rev_of(m, h.key, &rev, &err) != BC_OK) {
-			arm_error_from(res, &err);
-			return;
-		}
-		if (rev != since || bc_now_ms() >= deadline)
-			break;
-		mgr_wait_change(m, g, deadline);
-	}
-	/* The revision is read before the data: a change in between is delivered again next time. */
-	struct sync_ctx sc = {m, json_array()};
-	json_t *vaults = json_array();
-	int st = bc_store_exec(m->st, NULL,
-			       "SELECT id, name, principal, client, body FROM mgr_resources WHERE host = ? AND type = ? "
-			       "ORDER BY key",
-			       (struct bc_param[]){BC_PTEXT(h.key), BC_PTEXT(MGR_T_VM)}, 2, inst_row, &sc, NULL, &err);
-	if (st == BC_OK)
-		st = bc_store_exec(m->st, NULL, "SELECT name FROM mgr_resources WHERE type = ? ORDER BY key",
-				   (struct bc_param[]){BC_PTEXT(MGR_T_VAULT)}, 1, name_row, vaults, NULL, &err);
-	if (st != BC_OK) {
-		json_decref(sc.arr);
-		json_decref(vaults);
+	if (rev_of(m, h.key, &rev, &err) != BC_OK) {
 		arm_error_from(res, &err);
 		return;
 	}
-	bc_http_res_json(res, 200,
-			 json_pack("{s:I,s:{s:s,s:s},s:o,s:o}", "revision", (json_int_t)rev, "host", "name", h.name, "id",
-				   h.id, "instances", sc.arr, "vaults", vaults));
+	struct mgr_hostq *e = rev == since && timeout > 0 ? hostq(m, &h) : NULL;
+	if (!e || !sync_park(e, req, since, bc_now_ms() + timeout * 1000))
+		/* nothing to wait for, or no parking (the server is stopping, too many parked) */
+		sync_answer(m, res, h.key, h.name, h.id);
 }
 
 struct cert_ctx {

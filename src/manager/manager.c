@@ -36,11 +36,90 @@ static const char *const migrations[] = {
 	"CREATE TABLE mgr_host_rev (host TEXT PRIMARY KEY, rev BIGINT NOT NULL)",
 };
 
+/* The store has no unsubscribe, and may deliver a notification after mgr_free (the store is
+ * freed after the manager): its subscription points at a relay slot, which mgr_free empties. A
+ * slot is reused by a later manager; a stray notification of an old store then only bumps its
+ * caches' generation and wakes its long polls, which answer the current state: harmless. */
+#define MGR_RELAYS 64
+static struct relay {
+	pthread_mutex_t mu;
+	struct mgr *m;
+	bool used;
+} relays[MGR_RELAYS] = {[0 ... MGR_RELAYS - 1] = {PTHREAD_MUTEX_INITIALIZER, NULL, false}};
+static pthread_mutex_t relays_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static struct relay *relay_take(struct mgr *m)
+{
+	struct relay *r = NULL;
+	pthread_mutex_lock(&relays_mu);
+	for (size_t i = 0; i < MGR_RELAYS && !r; i++)
+		if (!relays[i].used)
+			r = &relays[i];
+	if (r) {
+		r->used = true;
+		pthread_mutex_lock(&r->mu);
+		r->m = m;
+		pthread_mutex_unlock(&r->mu);
+	}
+	pthread_mutex_unlock(&relays_mu);
+	return r;
+}
+
+static void relay_drop(struct relay *r)
+{
+	if (!r)
+		return;
+	pthread_mutex_lock(&r->mu); /* waits for a callback that is running */
+	r->m = NULL;
+	pthread_mutex_unlock(&r->mu);
+	pthread_mutex_lock(&relays_mu);
+	r->used = false;
+	pthread_mutex_unlock(&relays_mu);
+}
+
 static void on_notify(void *ctx, const char *channel, const char *payload)
 {
+	struct relay *r = ctx;
 	(void)channel;
-	(void)payload;
-	mgr_changed(ctx);
+	pthread_mutex_lock(&r->mu);
+	if (r->m) {
+		mgr_changed(r->m);
+		mgr_sync_wake(r->m, payload);
+	}
+	pthread_mutex_unlock(&r->mu);
+}
+
+/* The host revisions a transaction of this thread bumped, for its notification. */
+#define MGR_BUMPS_MAX 16
+struct bumps {
+	int n;    /* -1: every host */
+	char key[MGR_BUMPS_MAX][BC_LIMIT_RESOURCE_ID + 1];
+};
+static __thread struct bumps *cur_bumps;
+
+static void bumped(const char *key)
+{
+	struct bumps *b = cur_bumps;
+	if (!b || b->n < 0)
+		return;
+	for (int i = 0; key && i < b->n; i++)
+		if (!strcmp(b->key[i], key))
+			return;
+	if (!key || b->n == MGR_BUMPS_MAX || strlen(key) > BC_LIMIT_RESOURCE_ID) {
+		b->n = -1;
+		return;
+	}
+	snprintf(b->key[b->n++], sizeof(b->key[0]), "%s", key);
+}
+
+static int bumps_payload(const struct bumps *b, struct bc_buf *out)
+{
+	if (b->n < 0)
+		return bc_buf_appends(out, MGR_NOTIFY_ALL);
+	int rc = bc_buf_appends(out, MGR_NOTIFY_HOSTS);
+	for (int i = 0; !rc && i < b->n; i++)
+		rc = bc_buf_appendf(out, "%s\n", b->key[i]);
+	return rc;
 }
 
 void mgr_changed(struct mgr *m)
@@ -86,14 +165,25 @@ void mgr_wait_change(struct mgr *m, uint64_t seen, int64_t deadline_ms)
 int mgr_txn(struct mgr *m, mgr_txn_fn fn, void *ctx, struct bc_error *err)
 {
 	int st = BC_OK;
+	struct bumps *b = malloc(sizeof(*b)), *outer = cur_bumps;
+	if (!b)
+		return bc_error_set(err, BC_ERR_NOMEM, "out of memory");
 	for (int attempt = 0; attempt < MGR_TXN_RETRIES; attempt++) {
 		struct bc_txn *txn = NULL;
+		struct bc_buf payload = {0};
 		bc_error_clear(err);
+		b->n = 0;
+		cur_bumps = b;
 		st = bc_store_begin(m->st, &txn, err);
 		if (st == BC_OK)
 			st = fn(m, txn, ctx, err);
+		cur_bumps = outer;
+		if (st == BC_OK && bumps_payload(b, &payload) != BC_OK)
+			st = bc_error_set(err, BC_ERR_NOMEM, "out of memory");
 		if (st == BC_OK)
-			st = bc_store_notify(m->st, txn, MGR_NOTIFY_CHANNEL, "changed", err);
+			st = bc_store_notify(m->st, txn, MGR_NOTIFY_CHANNEL,
+					     payload.len <= BC_STORE_PAYLOAD_MAX ? bc_buf_cstr(&payload) : MGR_NOTIFY_ALL, err);
+		bc_buf_release(&payload);
 		if (st == BC_OK) {
 			st = bc_txn_commit(txn, err);
 			txn = NULL;
@@ -101,13 +191,14 @@ int mgr_txn(struct mgr *m, mgr_txn_fn fn, void *ctx, struct bc_error *err)
 		bc_txn_rollback(txn);
 		if (st == BC_OK) {
 			mgr_changed(m);
-			return BC_OK;
+			break;
 		}
 		if (st != BC_ERR_CONFLICT)
-			return st;
+			break;
 		struct timespec ts = {0, (long)(1000000L << (attempt < 6 ? attempt : 6))};
 		nanosleep(&ts, NULL); /* back off a little before retrying a conflicting transaction */
 	}
+	free(b);
 	return st;
 }
 
@@ -177,6 +268,7 @@ int mgr_new(struct mgr **out, struct bc_store *st, struct dir *d, const struct m
 		return bc_error_set(err, BC_ERR_NOMEM, "out of memory");
 	pthread_mutex_init(&m->mu, NULL);
 	pthread_cond_init(&m->cond, NULL);
+	pthread_mutex_init(&m->hq_mu, NULL);
 	m->st = st;
 	m->dir = d;
 	m->management_url = dupz(cfg->management_url);
@@ -203,7 +295,11 @@ int mgr_new(struct mgr **out, struct bc_store *st, struct dir *d, const struct m
 	if (rc != BC_OK)
 		goto fail;
 	memcpy(m->sub, b.sub, sizeof(m->sub));
-	rc = bc_store_subscribe(st, MGR_NOTIFY_CHANNEL, on_notify, m, err);
+	if (!(m->relay = relay_take(m))) {
+		rc = bc_error_set(err, BC_ERR_LIMIT, "too many resource managers in this process");
+		goto fail;
+	}
+	rc = bc_store_subscribe(st, MGR_NOTIFY_CHANNEL, on_notify, m->relay, err);
 	if (rc != BC_OK)
 		goto fail;
 	*out = m;
@@ -217,6 +313,7 @@ void mgr_free(struct mgr *m)
 {
 	if (!m)
 		return;
+	relay_drop(m->relay);
 	for (size_t i = 0; i < MGR_VCACHE_SLOTS; i++)
 		free(m->vcache[i].pol);
 	for (size_t i = 0; i < MGR_GCACHE_SLOTS; i++)
@@ -228,6 +325,8 @@ void mgr_free(struct mgr *m)
 	free(m->location);
 	free(m->domain);
 	free(m->ca_pem);
+	mgr_sync_free(m);
+	pthread_mutex_destroy(&m->hq_mu);
 	pthread_cond_destroy(&m->cond);
 	pthread_mutex_destroy(&m->mu);
 	free(m);
@@ -451,12 +550,14 @@ int mgr_host_bump(struct mgr *m, struct bc_txn *txn, const char *host_key, struc
 {
 	if (!host_key || !*host_key)
 		return BC_OK;
+	bumped(host_key);
 	return bc_store_exec(m->st, txn, "UPDATE mgr_host_rev SET rev = rev + 1 WHERE host = ?",
 			     (struct bc_param[]){BC_PTEXT(host_key)}, 1, NULL, NULL, NULL, err);
 }
 
 int mgr_host_bump_all(struct mgr *m, struct bc_txn *txn, struct bc_error *err)
 {
+	bumped(NULL);
 	return bc_store_exec(m->st, txn, "UPDATE mgr_host_rev SET rev = rev + 1", NULL, 0, NULL, NULL, NULL, err);
 }
 
@@ -507,7 +608,7 @@ int mgr_ra_delete_scope(struct mgr *m, struct bc_txn *txn, const char *scope, st
 	key[n] = '/';
 	key[n + 1] = '\0';
 	if (st == BC_OK)
-		st = bc_store_exec(m->st, txn, "DELETE FROM mgr_role_assignments WHERE substr(scope_key, 1, ?) = ?",
+		st = bc_store_exec(m->st, txn, "DELETE FROM mgr_role_assignments WHERE substr(scope_key, 1, CAST(? AS INTEGER)) = ?",
 				   (struct bc_param[]){BC_PINT((int64_t)n + 1), BC_PTEXT(key)}, 2, NULL, NULL, NULL,
 				   err);
 	return st;

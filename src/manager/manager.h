@@ -28,7 +28,8 @@ void mgr_free(struct mgr *m);
 /* Mounts the ARM routes (any Host) and the agent protocol (/badge/agent/v1/...).
  * Instances name their host in properties.hostId (a Badge.Compute/hosts id or bare host name);
  * with exactly one host, an instance that names none is placed on it. The agent's sync request
- * is a long poll that holds a handler thread up to its timeout (<= 60 s). */
+ * is a long poll (timeout <= 60 s) parked without a handler thread (bc_http_park): it is answered
+ * when its host's revision changes, at its timeout, or when the server stops. */
 int mgr_mount(struct mgr *m, struct bc_http_server *srv) BC_MUST_CHECK;
 /* The default subscription (created with the default tenant) and making a principal its Owner. */
 const char *mgr_default_subscription(const struct mgr *m);

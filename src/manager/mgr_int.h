@@ -126,7 +126,14 @@ struct mgr {
 	uint64_t gen;         /* bumped by every committed change, here or on another replica */
 	struct mgr_vcache vcache[MGR_VCACHE_SLOTS];
 	struct mgr_gcache gcache[MGR_GCACHE_SLOTS];
+
+	struct relay *relay;     /* what the store's notifications reach this manager through */
+	pthread_mutex_t hq_mu;   /* guards hq */
+	struct mgr_hostq *hq;    /* per-host wait queues of parked sync requests (agent.c) */
 };
+
+struct mgr_hostq;
+struct relay;
 
 /* manager.c */
 typedef int (*mgr_txn_fn)(struct mgr *m, struct bc_txn *txn, void *ctx, struct bc_error *err);
@@ -136,6 +143,14 @@ void mgr_changed(struct mgr *m); /* local gen bump + broadcast */
 uint64_t mgr_gen(struct mgr *m);
 /* Waits until gen differs from seen or deadline_ms (bc_now_ms) passes. */
 void mgr_wait_change(struct mgr *m, uint64_t seen, int64_t deadline_ms);
+
+/* Agent long polls (agent.c). A committed transaction notifies MGR_NOTIFY_CHANNEL with the host
+ * keys whose revision it bumped (MGR_NOTIFY_HOSTS then one key a line), or MGR_NOTIFY_ALL; every
+ * replica then wakes the sync requests parked for those hosts. Any other payload wakes all. */
+#define MGR_NOTIFY_HOSTS "hosts\n"
+#define MGR_NOTIFY_ALL "all"
+void mgr_sync_wake(struct mgr *m, const char *payload);
+void mgr_sync_free(struct mgr *m); /* after the HTTP server stopped: no request is parked */
 
 /* ---- request plumbing (arm.c) ---- */
 struct arm {

@@ -1,5 +1,6 @@
 /* The resource manager: pure helpers, and the ARM routes and agent protocol driven through the
  * route table without sockets (bc_http_dispatch_test) against a SQLite store in a temp dir. */
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -133,6 +134,22 @@ static bool principal_exists(const char *oid)
 }
 
 static char *fmt(const char *f, ...) BC_PRINTF(1, 2);
+
+/* Sends a PUT as the admin after a delay, from another thread (to wake a parked request). */
+struct later {
+	int delay_ms;
+	char target[2048];
+	const char *body;
+	int status;
+};
+
+static void *put_later(void *arg)
+{
+	struct later *l = arg;
+	usleep((useconds_t)l->delay_ms * 1000);
+	l->status = call("PUT", l->target, l->body ? l->body : "{\"location\":\"local\"}", NULL);
+	return NULL;
+}
 
 /* ---- pure ---- */
 
@@ -487,7 +504,45 @@ TEST(agent_protocol)
 	json_t *id0 = json_array_get(json_object_get(inst, "identities"), 0);
 	CHECK_STR(json_string_value(json_object_get(id0, "kind")), "SystemAssigned");
 	CHECK_STR(json_string_value(json_object_get(id0, "objectId")), vm_oid);
+	rev = json_integer_value(json_object_get(j, "revision"));
 	json_decref(j);
+
+	/* a parked sync: answered when the host's revision changes, not at its timeout */
+	{
+		struct later lt = {.delay_ms = 200};
+		snprintf(lt.target, sizeof(lt.target), "%s/providers/Microsoft.Compute/virtualMachines/vb?%s", rg, AV);
+		pthread_t th;
+		int64_t t0 = bc_now_ms();
+		REQUIRE(pthread_create(&th, NULL, put_later, &lt) == 0);
+		CHECK_EQ_INT(call_as(host_token, "GET", fmt("/badge/agent/v1/sync?since=%lld&timeout=20", (long long)rev),
+				     NULL, &j),
+			     200);
+		int64_t took = bc_now_ms() - t0;
+		pthread_join(th, NULL);
+		CHECK_EQ_INT(lt.status, 201);
+		CHECK(took >= 150 && took < 10000);
+		CHECK(json_integer_value(json_object_get(j, "revision")) > rev);
+		CHECK_EQ_INT(json_array_size(json_object_get(j, "instances")), 2);
+		rev = json_integer_value(json_object_get(j, "revision"));
+		json_decref(j);
+		/* a change elsewhere (a group) leaves it parked until its timeout; the same revision */
+		lt = (struct later){.delay_ms = 100, .body = "{\"location\":\"local\"}"};
+		snprintf(lt.target, sizeof(lt.target), "/subscriptions/%s/resourcegroups/rg-unrelated?%s", sub, AV);
+		t0 = bc_now_ms();
+		REQUIRE(pthread_create(&th, NULL, put_later, &lt) == 0);
+		CHECK_EQ_INT(call_as(host_token, "GET", fmt("/badge/agent/v1/sync?since=%lld&timeout=1", (long long)rev),
+				     NULL, &j),
+			     200);
+		took = bc_now_ms() - t0;
+		pthread_join(th, NULL);
+		CHECK_EQ_INT(lt.status, 201);
+		CHECK(took >= 900);
+		CHECK_EQ_INT(json_integer_value(json_object_get(j, "revision")), rev);
+		json_decref(j);
+		CHECK_EQ_INT(call("DELETE", fmt("%s/providers/Microsoft.Compute/virtualMachines/vb?%s", rg, AV), NULL, NULL),
+			     200);
+		CHECK_EQ_INT(call("DELETE", fmt("/subscriptions/%s/resourcegroups/rg-unrelated?%s", sub, AV), NULL, NULL), 200);
+	}
 
 	struct bc_buf icsr = {0};
 	REQUIRE(bc_csr_create(k, "id", &icsr, &err) == BC_OK);

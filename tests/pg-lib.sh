@@ -1,7 +1,7 @@
 # PostgreSQL helpers for integration tests, sourced by tests/lib.sh (do not source it directly).
 #
 # With BADGE_TEST_STORE=postgres (the pg/* copies of every integration and compat test),
-# BADGE_BIN becomes tests/pg-badge.sh, which runs the real binary (BADGE_REAL_BIN) and gives
+# BADGE_BIN becomes a wrapper over tests/pg-badge.sh, which runs the real binary (BADGE_REAL_BIN) and gives
 # every `badge server` without --store a PostgreSQL database of its own, one per data dir (a
 # restart on the same data dir finds the same database), in the cluster that the ctest fixture
 # started (BADGE_TEST_PG_DIR, tests/pg-fixture.sh). Databases are reached over the cluster's
@@ -52,9 +52,14 @@ bt_pg_newdb() {
 
 if [[ "${BADGE_TEST_STORE:-}" == postgres ]]; then
 	bt_pg_cluster
-	if [[ "$BADGE_BIN" != */tests/pg-badge.sh ]]; then
+	if [[ -z "${BADGE_REAL_BIN:-}" ]]; then
 		BADGE_REAL_BIN=$BADGE_BIN
-		BADGE_BIN=$BADGE_SRC/tests/pg-badge.sh
+		# A wrapper with its settings baked in: tests run `badge` under `env -i` too.
+		BADGE_BIN=$_BT_ROOT/badge
+		printf '#!/bin/sh\nBADGE_REAL_BIN=%q BT_PG_DIR=%q exec bash %q "$@"\n' "$BADGE_REAL_BIN" "$BT_PG_DIR" \
+			"$BADGE_SRC/tests/pg-badge.sh" >"$BADGE_BIN"
+		chmod 0755 "$BADGE_BIN"
+		chmod 0755 "$_BT_ROOT"
 	fi
 	export BADGE_REAL_BIN BADGE_BIN BT_PG_DIR
 fi

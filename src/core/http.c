@@ -146,7 +146,36 @@ struct reqctx {
 	char reqid[REQID_MAX + 1];
 	char label[DNS_LABEL_MAX + 1];
 	char ip[INET6_ADDRSTRLEN];
+	size_t inl_used;
+	char inl[1024]; /* the target, its decoded copy and the path when they fit (most requests) */
 };
+
+/* Per-request strings: from the request's own storage when they fit, else the heap. */
+static char *req_alloc(struct reqctx *c, size_t n)
+{
+	if (n <= sizeof(c->inl) - c->inl_used) {
+		char *p = c->inl + c->inl_used;
+		c->inl_used += n;
+		return p;
+	}
+	return malloc(n);
+}
+
+static char *req_strdup(struct reqctx *c, const char *s)
+{
+	size_t n = strlen(s) + 1;
+	char *p = req_alloc(c, n);
+	if (p)
+		memcpy(p, s, n);
+	return p;
+}
+
+static void req_strfree(struct reqctx *c, char *p)
+{
+	uintptr_t a = (uintptr_t)p, lo = (uintptr_t)c->inl;
+	if (a < lo || a >= lo + sizeof(c->inl))
+		free(p);
+}
 
 static void park_forget(struct reqctx *c);
 static bool park_settle(struct reqctx *c);
@@ -522,7 +551,7 @@ static int split_path(struct reqctx *c, char *p, const char **why)
 
 static int build_path(struct reqctx *c, size_t cap)
 {
-	if (!(c->path = malloc(cap + 2)))
+	if (!(c->path = req_alloc(c, cap + 2)))
 		return 500;
 	size_t o = 0;
 	for (size_t i = 0; i < c->nsegs; i++) {
@@ -546,7 +575,7 @@ static int parse_target(struct reqctx *c, const char **why)
 		*why = "request target too long";
 		return 414;
 	}
-	if (!(c->work = strdup(c->target)))
+	if (!(c->work = req_strdup(c, c->target)))
 		return 500;
 	char *p = c->work;
 	p[strcspn(p, "#")] = '\0';
@@ -746,6 +775,43 @@ static bool reqid_sane(const char *s)
 	return true;
 }
 
+/* A request id in UUID v4 form. Ids must be unique, not unpredictable: a per-thread generator
+ * seeded once from the CSPRNG (splitmix64 over a counter) costs nothing next to a RAND_bytes
+ * call per request. */
+static uint64_t splitmix64(uint64_t *state)
+{
+	uint64_t z = (*state += 0x9e3779b97f4a7c15ULL);
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+	return z ^ (z >> 31);
+}
+
+static void reqid_new(char out[37])
+{
+	static _Thread_local uint64_t state;
+	static _Thread_local bool seeded;
+	if (!seeded) {
+		if (bc_random(&state, sizeof(state)) != BC_OK)
+			state = (uint64_t)bc_now_ms() ^ (uint64_t)(uintptr_t)&state;
+		seeded = true;
+	}
+	uint8_t b[16];
+	uint64_t hi = splitmix64(&state), lo = splitmix64(&state);
+	memcpy(b, &hi, 8);
+	memcpy(b + 8, &lo, 8);
+	b[6] = (uint8_t)((b[6] & 0x0f) | 0x40); /* version 4 */
+	b[8] = (uint8_t)((b[8] & 0x3f) | 0x80); /* RFC 4122 variant */
+	static const char hex[] = "0123456789abcdef";
+	size_t o = 0;
+	for (size_t i = 0; i < 16; i++) {
+		if (i == 4 || i == 6 || i == 8 || i == 10)
+			out[o++] = '-';
+		out[o++] = hex[b[i] >> 4];
+		out[o++] = hex[b[i] & 15];
+	}
+	out[o] = '\0';
+}
+
 static void decide_error(struct reqctx *c, int status, const char *why)
 {
 	res_error(&c->res, status, why);
@@ -763,8 +829,8 @@ static void req_begin(struct reqctx *c)
 	if (given && reqid_sane(given)) {
 		snprintf(c->reqid, sizeof(c->reqid), "%s", given);
 		c->client_reqid = true;
-	} else if (bc_uuid4(c->reqid) != BC_OK) {
-		snprintf(c->reqid, sizeof(c->reqid), "00000000-0000-0000-0000-000000000000");
+	} else {
+		reqid_new(c->reqid);
 	}
 	c->req.request_id = c->reqid;
 	c->req.path = "/";
@@ -832,9 +898,9 @@ static void reqctx_free(struct reqctx *c)
 	park_forget(c);
 	bc_http_res_release(&c->res);
 	bc_buf_release(&c->body);
-	free(c->target);
-	free(c->work);
-	free(c->path);
+	req_strfree(c, c->target);
+	req_strfree(c, c->work);
+	req_strfree(c, c->path);
 	free(c->abs_host);
 	free(c);
 }
@@ -844,7 +910,7 @@ static struct reqctx *reqctx_new(struct bc_http_server *srv, struct listener *l,
 	struct reqctx *c = calloc(1, sizeof(*c));
 	if (!c)
 		return NULL;
-	if (!(c->target = strdup(target))) {
+	if (!(c->target = req_strdup(c, target))) {
 		free(c);
 		return NULL;
 	}
@@ -1472,7 +1538,7 @@ static int prepare_fd(int fd, int *port, struct bc_error *err)
 
 static struct MHD_Daemon *start_daemon(struct listener *li, const struct bc_http_listener *l, int fd)
 {
-	unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG | MHD_USE_ITC | MHD_ALLOW_SUSPEND_RESUME;
+	unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG | MHD_USE_ITC | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_TURBO;
 	size_t maxconn = l->max_connections ? l->max_connections : BC_LIMIT_HTTP_CONNECTIONS;
 	struct MHD_OptionItem ops[] = {
 		{MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)on_mhd_log, li}, /* first, or MHD warns */

@@ -48,6 +48,14 @@
 #define BC_LIMIT_SECRET_VALUE (25 * 1024) /* Key Vault's secret size limit */
 #define BC_LIMIT_PAGE_SIZE 25             /* maxresults cap (Key Vault's) */
 #define BC_LIMIT_CRYPTO_INPUT 8192        /* bytes given to encrypt/sign/wrap */
+#define VAULT_LIMIT_TAG_NAME 512                   /* tag name characters (Key Vault: 512) */
+#define VAULT_LIMIT_TAG_VALUE 256                  /* tag value characters (Key Vault: 256) */
+#define VAULT_LIMIT_CONTENT_TYPE 255               /* contentType characters */
+#define VAULT_LIMIT_BACKUP_BODY (4 * 1024 * 1024)  /* restore request body bytes */
+#define VAULT_LIMIT_BACKUP_VERSIONS 500            /* versions carried in one backup blob */
+#define VAULT_LIMIT_BODY (64 * 1024)               /* request body bytes of non-secret operations */
+#define VAULT_LIMIT_SECRET_BODY (200 * 1024)       /* set-secret body: 25 KiB escaped up to 6x */
+#define VAULT_LIMIT_RNG 128                        /* bytes of one getrandombytes call (Azure: 128) */
 
 /* config */
 #define BC_LIMIT_CONFIG_BYTES (64 * 1024)

@@ -15,15 +15,7 @@
 #include "core/limits.h"
 #include "vault/vault.h"
 
-/* Limits of the vault's own that core/limits.h does not have yet (the lead may move them). */
-#define VAULT_LIMIT_TAG_NAME        512               /* tag name characters (Key Vault: 512) */
-#define VAULT_LIMIT_TAG_VALUE       256               /* tag value characters (Key Vault: 256) */
-#define VAULT_LIMIT_CONTENT_TYPE    255               /* contentType characters */
-#define VAULT_LIMIT_BACKUP_BODY     (4 * 1024 * 1024) /* restore request body bytes */
-#define VAULT_LIMIT_BACKUP_VERSIONS 500               /* versions carried in one backup blob */
-#define VAULT_LIMIT_BODY            (64 * 1024)       /* request body bytes of non-secret operations */
-#define VAULT_LIMIT_SECRET_BODY     (200 * 1024)      /* set-secret body: 25 KiB escaped up to 6x */
-#define VAULT_LIMIT_RNG             128               /* bytes of one getrandombytes call (Azure: 128) */
+/* The vault's limits (VAULT_LIMIT_*) are in core/limits.h with the others. */
 
 #define VAULT_KIND_SECRET "secret"
 #define VAULT_KIND_KEY    "key"

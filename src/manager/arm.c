@@ -78,6 +78,12 @@ bool arm_begin(struct arm *a, struct mgr *m, struct bc_http_req *req, struct bc_
 			  "in the form YYYY-MM-DD[-preview].", v ? v : "");
 		return false;
 	}
+	if (!mgr_api_version_known(v, bc_now())) {
+		arm_error(res, 400, "NoRegisteredProviderFound",
+			  "No registered resource provider found for API version '%.64s' and path '%.256s'. The "
+			  "supported api-versions are '2014-04-01' up to today's date.", v, req->path);
+		return false;
+	}
 
 	auth = bc_http_header(req, "Authorization");
 	if (!auth || bc_http_header_count(req, "Authorization") != 1) {

@@ -54,6 +54,9 @@ int mgr_name_vault(const char *s, struct bc_error *err) BC_MUST_CHECK;
 int mgr_name_host(const char *s, struct bc_error *err) BC_MUST_CHECK;
 /* "YYYY-MM-DD" optionally followed by "-preview" / "-privatepreview" / "-beta", from 2014 on. */
 bool mgr_api_version_ok(const char *v);
+/* Well-formed and not dated after today (now, epoch s): a future version names an API no
+ * provider has. */
+bool mgr_api_version_known(const char *v, int64_t now);
 /* Is scope `outer` equal to or above `inner` (segment-wise, case-insensitive)? */
 bool mgr_scope_covers(const char *outer, const char *inner);
 /* ISO 8601 UTC "2024-01-02T03:04:05Z" (and with ".0000000Z" for ARM's systemData style). */

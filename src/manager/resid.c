@@ -153,6 +153,20 @@ bool mgr_api_version_ok(const char *v)
 	       !strcasecmp(rest, "-beta");
 }
 
+bool mgr_api_version_known(const char *v, int64_t now)
+{
+	int y, mo, d;
+	if (!mgr_api_version_ok(v) || sscanf(v, "%4d-%2d-%2d", &y, &mo, &d) != 3)
+		return false;
+	time_t t = (time_t)(now + 24 * 3600); /* a version dated tomorrow somewhere on Earth is fine */
+	struct tm tm;
+	if (!gmtime_r(&t, &tm))
+		return true;
+	long ver = (long)y * 10000 + mo * 100 + d;
+	long today = (long)(tm.tm_year + 1900) * 10000 + (tm.tm_mon + 1) * 100 + tm.tm_mday;
+	return ver <= today;
+}
+
 bool mgr_scope_covers(const char *outer, const char *inner)
 {
 	size_t n = strlen(outer);

@@ -579,6 +579,217 @@ TEST(agent_protocol)
 	bc_jwk_free(k);
 }
 
+static int64_t count_principals(void)
+{
+	int64_t n = -1;
+	bool found;
+	struct bc_error err;
+	if (bc_store_get_int(st, NULL, "SELECT COUNT(*) FROM dir_principals", NULL, 0, &n, &found, &err) != BC_OK)
+		return -1;
+	return n;
+}
+
+/* Expects status and error code from a call as the admin. */
+static void expect(const char *method, const char *target, const char *body, int status, const char *code,
+		   const char *what)
+{
+	json_t *j = NULL;
+	int got = call(method, target, body, &j);
+	if (got != status || (code && strcmp(jpath(j, "error", "code", NULL) ?: "", code))) {
+		fprintf(stderr, "%s: %s %s -> %d %s, expected %d %s\n", what, method, target, got,
+			jpath(j, "error", "code", NULL) ?: "-", status, code ? code : "");
+		CHECK(false);
+	}
+	/* an ARM error always has a message naming what was wrong */
+	if (status >= 400)
+		CHECK(jpath(j, "error", "message", NULL) && *jpath(j, "error", "message", NULL));
+	json_decref(j);
+}
+
+struct racer {
+	char target[1024];
+	const char *body;
+	int status;
+};
+
+static void *race_put(void *arg)
+{
+	struct racer *r = arg;
+	r->status = call("PUT", r->target, r->body, NULL);
+	return NULL;
+}
+
+/* Issue 3's "bad input and concurrency": clear ARM errors, no half-made state. */
+TEST(bad_input)
+{
+	char rg[256], vmp[512], uaip[512];
+	snprintf(rg, sizeof(rg), "/subscriptions/%s/resourceGroups/rgbad", sub);
+	snprintf(vmp, sizeof(vmp), "%s/providers/Microsoft.Compute/virtualMachines", rg);
+	snprintf(uaip, sizeof(uaip), "%s/providers/Microsoft.ManagedIdentity/userAssignedIdentities", rg);
+	expect("PUT", fmt("%s?%s", rg, AV), "{\"location\":\"local\"}", 201, NULL, "group");
+	int64_t before = count_principals();
+	REQUIRE(before > 0);
+
+	/* api-versions: missing, malformed, duplicated, from the future */
+	expect("GET", fmt("%s?api-version=2023-13-01", rg), NULL, 400, "InvalidApiVersionParameter", "month 13");
+	expect("GET", fmt("%s?api-version=2013-12-31", rg), NULL, 400, "InvalidApiVersionParameter", "before 2014");
+	expect("GET", fmt("%s?api-version=2023-01-01-alpha", rg), NULL, 400, "InvalidApiVersionParameter", "suffix");
+	expect("GET", fmt("%s?api-version=2023-01-01&api-version=2023-01-01", rg), NULL, 400,
+	       "InvalidApiVersionParameter", "twice");
+	expect("PUT", fmt("%s/u-future?api-version=2099-01-01", uaip), "{\"location\":\"local\"}", 400,
+	       "NoRegisteredProviderFound", "future version");
+	expect("GET", fmt("%s?api-version=2023-01-01-preview", rg), NULL, 200, NULL, "preview");
+
+	/* names outside Azure's rules */
+	expect("PUT", fmt("%s/ab?%s", uaip, AV), "{\"location\":\"local\"}", 400, "InvalidResourceName", "uai too short");
+	expect("PUT", fmt("%s/-lead?%s", uaip, AV), "{\"location\":\"local\"}", 400, "InvalidResourceName", "uai '-'");
+	expect("PUT", fmt("%s/bad!name?%s", vmp, AV), "{\"location\":\"local\"}", 400, "InvalidParameter", "vm '!'");
+	expect("PUT", fmt("%s/%s?%s", vmp, "v123456789012345678901234567890123456789012345678901234567890123456789", AV),
+	       "{\"location\":\"local\"}", 400, "InvalidParameter", "vm too long");
+	expect("PUT", fmt("/subscriptions/%s/resourceGroups/ends-with-dot.?%s", sub, AV), "{\"location\":\"local\"}", 400,
+	       NULL, "group ending in '.'");
+	expect("PUT", fmt("/subscriptions/%s/resourceGroups/%0100d?%s", sub, 0, AV), "{\"location\":\"local\"}", 400, NULL,
+	       "group too long");
+	const char *bad_vaults[] = {"kv", "1kv", "kv--x", "kv-", "kv_x", "kv12345678901234567890123"};
+	for (size_t i = 0; i < sizeof(bad_vaults) / sizeof(bad_vaults[0]); i++)
+		expect("PUT", fmt("%s/providers/Microsoft.KeyVault/vaults/%s?%s", rg, bad_vaults[i], AV),
+		       fmt("{\"location\":\"local\",\"properties\":{\"tenantId\":\"%s\",\"sku\":{\"family\":\"A\","
+			   "\"name\":\"standard\"},\"accessPolicies\":[]}}", dir_default_tenant(d)),
+		       400, NULL, bad_vaults[i]);
+
+	/* bodies of the wrong shape */
+	expect("PUT", fmt("%s/vshape?%s", vmp, AV), "not json", 400, "InvalidRequestContent", "not json");
+	expect("PUT", fmt("%s/vshape?%s", vmp, AV), "[]", 400, "InvalidRequestContent", "array body");
+	expect("PUT", fmt("%s/vshape?%s", vmp, AV), "", 400, "InvalidRequestContent", "empty body");
+	expect("PUT", fmt("%s/vshape?%s", vmp, AV), "{\"identity\":\"SystemAssigned\"}", 400, NULL, "identity string");
+	expect("PUT", fmt("%s/vshape?%s", vmp, AV), "{\"tags\":[\"a\"]}", 400, NULL, "tags array");
+	expect("PUT", fmt("%s/vshape?%s", vmp, AV), "{\"tags\":{\"a\":1}}", 400, NULL, "tag number");
+	expect("PUT", fmt("%s/vshape?%s", vmp, AV),
+	       "{\"identity\":{\"type\":\"UserAssigned\",\"userAssignedIdentities\":[]}}", 400, NULL, "uai array");
+	expect("PUT", fmt("%s/vshape?%s", vmp, AV), "{\"identity\":{\"type\":\"UserAssigned\"}}", 400, NULL,
+	       "UserAssigned without identities");
+	expect("PUT", fmt("%s/vshape?%s", vmp, AV), "{\"identity\":{\"type\":7}}", 400, NULL, "type number");
+	expect("PUT", fmt("%s/ushape?%s", uaip, AV), "{\"tags\":\"x\"}", 400, NULL, "uai tags string");
+	expect("PUT", fmt("%s/providers/Microsoft.KeyVault/vaults/kvshape?%s", rg, AV), "{\"properties\":\"x\"}", 400,
+	       NULL, "vault properties string");
+	expect("PUT", fmt("%s/providers/Microsoft.KeyVault/vaults/kvshape?%s", rg, AV),
+	       "{\"properties\":{\"sku\":{\"name\":\"standard\"}}}", 400, NULL, "vault without tenantId");
+	expect("PUT", fmt("%s/providers/Microsoft.KeyVault/vaults/kvshape?%s", rg, AV),
+	       fmt("{\"properties\":{\"tenantId\":\"%s\",\"softDeleteRetentionInDays\":3}}", dir_default_tenant(d)), 400,
+	       NULL, "retention 3 days");
+	expect("PUT", fmt("%s/providers/Microsoft.KeyVault/vaults/kvshape?%s", rg, AV),
+	       fmt("{\"properties\":{\"tenantId\":\"%s\",\"accessPolicies\":{}}}", dir_default_tenant(d)), 400, NULL,
+	       "accessPolicies object");
+	expect("PUT", fmt("%s/providers/Microsoft.KeyVault/vaults/kvshape?%s", rg, AV),
+	       "{\"properties\":{\"tenantId\":\"00000000-0000-4000-8000-000000000000\"}}", 400, NULL, "foreign tenant");
+
+	/* malformed resource ids, references to what does not exist */
+	expect("PUT", fmt("%s/vref?%s", vmp, AV),
+	       "{\"identity\":{\"type\":\"UserAssigned\",\"userAssignedIdentities\":{\"not-a-resource-id\":{}}}}", 400,
+	       "InvalidParameter", "uai key not an id");
+	expect("PUT", fmt("%s/vref?%s", vmp, AV),
+	       fmt("{\"identity\":{\"type\":\"UserAssigned\",\"userAssignedIdentities\":{\"%s/vother\":{}}}}", vmp), 400,
+	       "InvalidParameter", "uai key of a vm");
+	expect("PUT", fmt("%s/vref?%s", vmp, AV),
+	       fmt("{\"identity\":{\"type\":\"UserAssigned\",\"userAssignedIdentities\":{\"%s/missing\":{}}}}", uaip),
+	       400, "FailedIdentityOperation", "missing uai");
+	expect("PUT", fmt("%s/vref?%s", vmp, AV), "{\"properties\":{\"hostId\":\"no such host!\"}}", 400, NULL,
+	       "malformed host reference");
+	expect("PUT", fmt("%s/vref?%s", vmp, AV),
+	       fmt("{\"properties\":{\"hostId\":\"/subscriptions/%s/providers/Badge.Compute/hosts/nohost\"}}", sub), 400,
+	       NULL, "missing host");
+	expect("GET", fmt("/subscriptions/not-a-guid/resourceGroups/x?%s", AV), NULL, 404, "SubscriptionNotFound",
+	       "malformed subscription");
+	expect("PUT", fmt("/subscriptions/%s/resourceGroups/nogroup/providers/Microsoft.ManagedIdentity/"
+			  "userAssignedIdentities/uu1?%s", sub, AV), "{\"location\":\"local\"}", 404, "ResourceGroupNotFound",
+	       "missing group");
+	expect("PUT", fmt("%s/providers/Microsoft.Authorization/roleAssignments/%s?api-version=2022-04-01", rg,
+			  "not-a-guid"),
+	       fmt("{\"properties\":{\"roleDefinitionId\":\"/providers/Microsoft.Authorization/roleDefinitions/"
+		   "acdd72a7-3385-48ef-bd42-f606fba81ae7\",\"principalId\":\"%s\"}}", admin_oid), 400, NULL,
+	       "assignment name not a GUID");
+	expect("PUT", fmt("%s/providers/Microsoft.Authorization/roleAssignments/%s?api-version=2022-04-01", rg,
+			  "11111111-2222-4333-8444-555555555555"),
+	       fmt("{\"properties\":{\"roleDefinitionId\":\"garbage\",\"principalId\":\"%s\"}}", admin_oid), 400, NULL,
+	       "role definition garbage");
+	expect("PUT", fmt("%s/providers/Microsoft.Authorization/roleAssignments/%s?api-version=2022-04-01", rg,
+			  "11111111-2222-4333-8444-555555555555"),
+	       "{\"properties\":{\"roleDefinitionId\":\"/providers/Microsoft.Authorization/roleDefinitions/"
+	       "acdd72a7-3385-48ef-bd42-f606fba81ae7\",\"principalId\":\"22222222-2222-4333-8444-555555555555\"}}", 400,
+	       NULL, "assignment to a principal that does not exist");
+
+	/* none of the refused requests left a principal or a resource behind */
+	CHECK_EQ_INT(count_principals(), before);
+	const char *never[] = {"vshape", "vref", "bad!name"};
+	for (size_t i = 0; i < 3; i++)
+		expect("GET", fmt("%s/%s?%s", vmp, never[i], AV), NULL, i == 2 ? 400 : 404, NULL, "never made");
+	expect("GET", fmt("%s/ushape?%s", uaip, AV), NULL, 404, "ResourceNotFound", "uai never made");
+	expect("GET", fmt("%s/providers/Microsoft.KeyVault/vaults/kvshape?%s", rg, AV), NULL, 404, NULL, "vault never made");
+
+	/* an identity of another subscription (same tenant) cannot be assigned */
+	{
+		static const char other[] = "0b0b0b0b-0000-4000-8000-000000000001";
+		struct bc_error err;
+		char scope[64], key[256];
+		snprintf(scope, sizeof(scope), "/subscriptions/%s", other);
+		snprintf(key, sizeof(key), "%s/providers/microsoft.authorization/roleassignments/"
+					   "0b0b0b0b-0000-4000-8000-000000000002", scope);
+		REQUIRE(bc_store_exec(st, NULL, "INSERT INTO mgr_subscriptions (id, tenant_id, display_name, state, created) "
+						"VALUES (?, ?, 'other', 'Enabled', 0)",
+				      (struct bc_param[]){BC_PTEXT(other), BC_PTEXT(dir_default_tenant(d))}, 2, NULL, NULL,
+				      NULL, &err) == BC_OK);
+		REQUIRE(bc_store_exec(st, NULL, "INSERT INTO mgr_role_assignments (key, name, scope, scope_key, role, "
+						"principal, principal_type, created, created_by) VALUES (?, "
+						"'0b0b0b0b-0000-4000-8000-000000000002', ?, ?, "
+						"'8e3af657-a8ff-443c-a75c-2fe8c4bcb635', ?, 'ServicePrincipal', 0, '')",
+				      (struct bc_param[]){BC_PTEXT(key), BC_PTEXT(scope), BC_PTEXT(scope), BC_PTEXT(admin_oid)},
+				      4, NULL, NULL, NULL, &err) == BC_OK);
+		mgr_changed(m);
+		expect("PUT", fmt("%s/resourceGroups/org?%s", scope, AV), "{\"location\":\"local\"}", 201, NULL, "other group");
+		char ouai[512];
+		snprintf(ouai, sizeof(ouai), "%s/resourceGroups/org/providers/Microsoft.ManagedIdentity/"
+					     "userAssignedIdentities/ou1", scope);
+		expect("PUT", fmt("%s?%s", ouai, AV), "{\"location\":\"local\"}", 201, NULL, "other uai");
+		int64_t n0 = count_principals();
+		expect("PUT", fmt("%s/vcross?%s", vmp, AV),
+		       fmt("{\"identity\":{\"type\":\"SystemAssigned, UserAssigned\",\"userAssignedIdentities\":"
+			   "{\"%s\":{}}}}", ouai), 400, "FailedIdentityOperation", "identity of another subscription");
+		CHECK_EQ_INT(count_principals(), n0); /* the system identity was not made either */
+		expect("GET", fmt("%s/vcross?%s", vmp, AV), NULL, 404, NULL, "cross vm never made");
+		expect("DELETE", fmt("%s/resourceGroups/org?%s", scope, AV), NULL, 200, NULL, "other group delete");
+		CHECK_EQ_INT(count_principals(), n0 - 1);
+	}
+
+	/* concurrent PUTs of one instance and of one identity: one principal each, all answered */
+	{
+		enum { N = 8 };
+		struct racer r[2 * N];
+		pthread_t th[2 * N];
+		int64_t n0 = count_principals();
+		for (int i = 0; i < 2 * N; i++) {
+			snprintf(r[i].target, sizeof(r[i].target), i < N ? "%s/vrace?%s" : "%s/urace?%s", i < N ? vmp : uaip,
+				 AV);
+			r[i].body = i < N ? "{\"location\":\"local\",\"identity\":{\"type\":\"SystemAssigned\"}}"
+					  : "{\"location\":\"local\"}";
+			REQUIRE(pthread_create(&th[i], NULL, race_put, &r[i]) == 0);
+		}
+		int created = 0;
+		for (int i = 0; i < 2 * N; i++) {
+			pthread_join(th[i], NULL);
+			CHECK(r[i].status == 200 || r[i].status == 201 || r[i].status == 409);
+			created += r[i].status == 201;
+		}
+		CHECK_EQ_INT(created, 2);
+		CHECK_EQ_INT(count_principals(), n0 + 2);
+		json_t *j = NULL;
+		CHECK_EQ_INT(call("GET", fmt("%s/vrace?%s", vmp, AV), NULL, &j), 200);
+		CHECK(principal_exists(jpath(j, "identity", "principalId", NULL)));
+		json_decref(j);
+	}
+	expect("DELETE", fmt("%s?%s", rg, AV), NULL, 200, NULL, "group delete");
+	CHECK_EQ_INT(count_principals(), before);
+}
+
 static void run_all(void)
 {
 	setup();
@@ -590,6 +801,8 @@ static void run_all(void)
 	vaults_and_roles();
 	test_current = "agent_protocol";
 	agent_protocol();
+	test_current = "bad_input";
+	bad_input();
 	teardown();
 }
 

@@ -52,10 +52,11 @@ int server_join_from(const char *from, const char *to, struct bc_error *err)
 			if (rc)
 				return rc;
 			if (!same)
-				return bc_error_set(err, BC_ERR_EXISTS,
-						    "--join-from: %s differs from %s: this data dir belongs to another "
-						    "installation",
-						    dst, src);
+				return bc_error_set(
+					err, BC_ERR_EXISTS,
+					"--join-from: %s differs from %s: this data dir belongs to another "
+					"installation",
+					dst, src);
 			continue;
 		}
 		rc = bc_write_file_atomic(dst, a, al, join_files[i].mode, err);

@@ -14,7 +14,7 @@
 #include "cli/cli.h"
 #include "core/store.h"
 
-#define MIGRATE_MAX_TABLES 256
+#define MIGRATE_MAX_TABLES  256
 #define MIGRATE_MAX_COLUMNS 64
 
 struct table {
@@ -176,23 +176,28 @@ static int run(const char *from_url, const char *to_url, struct schema *s, struc
 	}
 	/* The write lock keeps servers out while we read: a consistent copy. */
 	if ((rc = bc_store_begin(from, &ftx, err)) ||
-	    (rc = bc_store_exec(from, ftx, "SELECT type, name, sql FROM sqlite_master ORDER BY rowid", NULL, 0,
-				on_master, s, NULL, err)))
+	    (rc = bc_store_exec(from, ftx, "SELECT type, name, sql FROM sqlite_master ORDER BY rowid", NULL,
+				0, on_master, s, NULL, err)))
 		goto out;
 	if (s->overflow) {
-		rc = bc_error_set(err, BC_ERR_LIMIT, "more than %d tables or out of memory", MIGRATE_MAX_TABLES);
+		rc = bc_error_set(err, BC_ERR_LIMIT, "more than %d tables or out of memory",
+				  MIGRATE_MAX_TABLES);
 		goto out;
 	}
-	if (bc_store_get_int(from, ftx, "SELECT COUNT(*) FROM schema_migrations", NULL, 0, &n, &found, err) != BC_OK ||
+	if (bc_store_get_int(from, ftx, "SELECT COUNT(*) FROM schema_migrations", NULL, 0, &n, &found, err) !=
+		    BC_OK ||
 	    n == 0) {
-		rc = bc_error_set(err, BC_ERR_INVALID, "--from holds no badge installation (no schema_migrations)");
+		rc = bc_error_set(err, BC_ERR_INVALID,
+				  "--from holds no badge installation (no schema_migrations)");
 		goto out;
 	}
 	{
 		struct bc_error e2;
-		if (bc_store_get_int(to, NULL, "SELECT COUNT(*) FROM schema_migrations", NULL, 0, &n, &found, &e2) == BC_OK) {
-			rc = bc_error_set(err, BC_ERR_EXISTS, "--to already holds a badge schema (%" PRId64
-							    " migrations): migrate into an empty database",
+		if (bc_store_get_int(to, NULL, "SELECT COUNT(*) FROM schema_migrations", NULL, 0, &n, &found,
+				     &e2) == BC_OK) {
+			rc = bc_error_set(err, BC_ERR_EXISTS,
+					  "--to already holds a badge schema (%" PRId64
+					  " migrations): migrate into an empty database",
 					  n);
 			goto out;
 		}
@@ -220,7 +225,8 @@ static int run(const char *from_url, const char *to_url, struct schema *s, struc
 		if ((rc = bc_store_get_int(to, NULL, sql, NULL, 0, &n, &found, err)))
 			break;
 		if (n != s->t[i].rows)
-			rc = bc_error_set(err, BC_ERR_INTERNAL, "table %s: %" PRId64 " rows copied, %" PRId64 " read back",
+			rc = bc_error_set(err, BC_ERR_INTERNAL,
+					  "table %s: %" PRId64 " rows copied, %" PRId64 " read back",
 					  s->t[i].name, s->t[i].rows, n);
 	}
 out:
@@ -235,10 +241,11 @@ int cli_migrate_main(int argc, char **argv)
 {
 	const char *from = opt(argc, argv, "--from"), *to = opt(argc, argv, "--to");
 	if (!from || !to || (argc > 1 && !strcmp(argv[1], "--help"))) {
-		fprintf(stderr, "usage: badge migrate --from sqlite:PATH --to postgres://...\n"
-				"  copies every table of an installation (stop the server first); the target\n"
-				"  database must be empty. Then start the server with the same data dir and\n"
-				"  --store TARGET.\n");
+		fprintf(stderr,
+			"usage: badge migrate --from sqlite:PATH --to postgres://...\n"
+			"  copies every table of an installation (stop the server first); the target\n"
+			"  database must be empty. Then start the server with the same data dir and\n"
+			"  --store TARGET.\n");
 		return 2;
 	}
 	struct schema s;
@@ -249,7 +256,8 @@ int cli_migrate_main(int argc, char **argv)
 		json_t *tables = json_object();
 		for (size_t i = 0; i < s.nt; i++)
 			json_object_set_new(tables, s.t[i].name, json_integer(s.t[i].rows));
-		json_t *out = json_pack("{s:s, s:o, s:I}", "status", "migrated", "tables", tables, "indexes", (json_int_t)s.ni);
+		json_t *out = json_pack("{s:s, s:o, s:I}", "status", "migrated", "tables", tables, "indexes",
+					(json_int_t)s.ni);
 		cli_print_json(out);
 		json_decref(out);
 	}

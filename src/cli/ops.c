@@ -37,8 +37,9 @@ static void readyz(struct bc_http_req *req, struct bc_http_res *res, void *ctx)
 		bc_http_res_json(res, 503, json_pack("{s:s, s:s}", "status", "not ready", "reason", why));
 		return;
 	}
-	bc_http_res_json(res, 200, json_pack("{s:s, s:s, s:s}", "status", "ready", "store", bc_store_backend(o->st),
-					     "keys", "loaded"));
+	bc_http_res_json(res, 200,
+			 json_pack("{s:s, s:s, s:s}", "status", "ready", "store", bc_store_backend(o->st),
+				   "keys", "loaded"));
 }
 
 static void metrics(struct bc_http_req *req, struct bc_http_res *res, void *ctx)

@@ -47,7 +47,8 @@ static void hist_add(struct hist *h, double ms)
 		i++;
 	atomic_fetch_add_explicit(&h->b[i], 1, memory_order_relaxed);
 	atomic_fetch_add_explicit(&h->count, 1, memory_order_relaxed);
-	atomic_fetch_add_explicit(&h->sum_us, (uint_fast64_t)(ms > 0 ? ms * 1000.0 : 0), memory_order_relaxed);
+	atomic_fetch_add_explicit(&h->sum_us, (uint_fast64_t)(ms > 0 ? ms * 1000.0 : 0),
+				  memory_order_relaxed);
 }
 
 static uint64_t hash_series(const char *method, const char *route, int status)
@@ -97,7 +98,8 @@ void bc_metrics_http(const char *method, const char *route, int status, double d
 	if (!route)
 		route = "unmatched";
 	hist_add(&find_series(method, route, status)->h, duration_ms);
-	if (status == 200 && strstr(route, "/token") && (strstr(route, "oauth2") || strstr(route, "identity")))
+	if (status == 200 && strstr(route, "/token") &&
+	    (strstr(route, "oauth2") || strstr(route, "identity")))
 		atomic_fetch_add_explicit(&tokens_issued, 1, memory_order_relaxed);
 }
 
@@ -158,15 +160,17 @@ static int hist_render(struct bc_buf *out, const char *name, const char *labels,
 	for (size_t i = 0; i <= NBUCKETS && rc == BC_OK; i++) {
 		cum += atomic_load_explicit(&h->b[i], memory_order_relaxed);
 		if (i < NBUCKETS)
-			rc = bc_buf_appendf(out, "%s_bucket{%sle=\"%g\"} %" PRIu64 "\n", name, labels, bucket_ms[i] / 1000.0, cum);
+			rc = bc_buf_appendf(out, "%s_bucket{%sle=\"%g\"} %" PRIu64 "\n", name, labels,
+					    bucket_ms[i] / 1000.0, cum);
 		else
 			rc = bc_buf_appendf(out, "%s_bucket{%sle=\"+Inf\"} %" PRIu64 "\n", name, labels, cum);
 	}
 	size_t ll = strlen(labels);
 	if (rc == BC_OK)
-		rc = bc_buf_appendf(out, "%s_sum{%.*s} %.6f\n%s_count{%.*s} %" PRIu64 "\n", name, (int)(ll ? ll - 1 : 0),
-				    labels, (double)atomic_load_explicit(&h->sum_us, memory_order_relaxed) / 1e6, name,
-				    (int)(ll ? ll - 1 : 0), labels, cum);
+		rc = bc_buf_appendf(out, "%s_sum{%.*s} %.6f\n%s_count{%.*s} %" PRIu64 "\n", name,
+				    (int)(ll ? ll - 1 : 0), labels,
+				    (double)atomic_load_explicit(&h->sum_us, memory_order_relaxed) / 1e6,
+				    name, (int)(ll ? ll - 1 : 0), labels, cum);
 	return rc;
 }
 
@@ -190,15 +194,18 @@ static int series_labels(struct bc_buf *lb, const struct series *s)
 int bc_metrics_render(struct bc_buf *out)
 {
 	struct bc_buf lb = {0};
-	int rc = bc_buf_appends(out, "# HELP badge_http_requests_total HTTP requests answered, by route pattern, method and status.\n"
+	int rc = bc_buf_appends(out, "# HELP badge_http_requests_total HTTP requests answered, by route "
+				     "pattern, method and status.\n"
 				     "# TYPE badge_http_requests_total counter\n");
 	for (size_t pass = 0; pass < 2 && rc == BC_OK; pass++) {
 		if (pass == 1)
-			rc = bc_buf_appends(out, "# HELP badge_http_request_duration_seconds Time from request to response queued.\n"
+			rc = bc_buf_appends(out, "# HELP badge_http_request_duration_seconds Time from "
+						 "request to response queued.\n"
 						 "# TYPE badge_http_request_duration_seconds histogram\n");
 		for (size_t i = 0; i <= BC_METRICS_SERIES_MAX && rc == BC_OK; i++) {
 			const struct series *s = i < BC_METRICS_SERIES_MAX ? &table[i] : &overflow;
-			if (i < BC_METRICS_SERIES_MAX && atomic_load_explicit(&s->state, memory_order_acquire) != SLOT_READY)
+			if (i < BC_METRICS_SERIES_MAX &&
+			    atomic_load_explicit(&s->state, memory_order_acquire) != SLOT_READY)
 				continue;
 			uint64_t n = atomic_load_explicit(&s->h.count, memory_order_relaxed);
 			if (n == 0)
@@ -206,23 +213,26 @@ int bc_metrics_render(struct bc_buf *out)
 			if ((rc = series_labels(&lb, s)))
 				break;
 			if (pass == 0)
-				rc = bc_buf_appendf(out, "badge_http_requests_total{%.*s} %" PRIu64 "\n", (int)strlen(lb.data) - 1,
-						    lb.data, n);
+				rc = bc_buf_appendf(out, "badge_http_requests_total{%.*s} %" PRIu64 "\n",
+						    (int)strlen(lb.data) - 1, lb.data, n);
 			else
 				rc = hist_render(out, "badge_http_request_duration_seconds", lb.data, &s->h);
 		}
 	}
 	if (rc == BC_OK)
-		rc = bc_buf_appendf(out, "# HELP badge_tokens_issued_total Access tokens issued (200 from a token endpoint).\n"
-					 "# TYPE badge_tokens_issued_total counter\nbadge_tokens_issued_total %" PRIu64 "\n",
-				    (uint64_t)atomic_load_explicit(&tokens_issued, memory_order_relaxed));
+		rc = bc_buf_appendf(
+			out,
+			"# HELP badge_tokens_issued_total Access tokens issued (200 from a token endpoint).\n"
+			"# TYPE badge_tokens_issued_total counter\nbadge_tokens_issued_total %" PRIu64 "\n",
+			(uint64_t)atomic_load_explicit(&tokens_issued, memory_order_relaxed));
 	if (rc == BC_OK) {
 		const char *be = atomic_load(&store_backend_set) == 2 ? store_backend : "";
 		char l1[96], l2[96];
 		snprintf(l1, sizeof(l1), "backend=\"%s\",result=\"ok\",", be);
 		snprintf(l2, sizeof(l2), "backend=\"%s\",result=\"error\",", be);
-		rc = bc_buf_appends(out, "# HELP badge_store_query_duration_seconds Store statements and commits.\n"
-					 "# TYPE badge_store_query_duration_seconds histogram\n");
+		rc = bc_buf_appends(
+			out, "# HELP badge_store_query_duration_seconds Store statements and commits.\n"
+			     "# TYPE badge_store_query_duration_seconds histogram\n");
 		if (rc == BC_OK)
 			rc = hist_render(out, "badge_store_query_duration_seconds", l1, &store_ok);
 		if (rc == BC_OK)
@@ -231,8 +241,9 @@ int bc_metrics_render(struct bc_buf *out)
 	for (size_t i = 0; i < NCOUNTERS && rc == BC_OK; i++) {
 		if (atomic_load_explicit(&counters[i].state, memory_order_acquire) != SLOT_READY)
 			continue;
-		rc = bc_buf_appendf(out, "# TYPE badge_%s_total counter\nbadge_%s_total %" PRIu64 "\n", counters[i].name,
-				    counters[i].name, (uint64_t)atomic_load_explicit(&counters[i].n, memory_order_relaxed));
+		rc = bc_buf_appendf(out, "# TYPE badge_%s_total counter\nbadge_%s_total %" PRIu64 "\n",
+				    counters[i].name, counters[i].name,
+				    (uint64_t)atomic_load_explicit(&counters[i].n, memory_order_relaxed));
 	}
 	bc_buf_release(&lb);
 	return rc;

@@ -118,12 +118,12 @@ writer() { # PREFIX N: writes PREFIX-i, A first, B when A fails; logs acknowledg
 }
 : >"$dir/acked-w1"
 : >"$dir/acked-w2"
-writer w1 120 &
+writer w1 80 &
 W1=$!
-writer w2 120 &
+writer w2 80 &
 W2=$!
 bt_cleanup bash -c "kill $W1 $W2 2>/dev/null; true"
-acked() { (($(cat "$dir"/acked-w* | wc -l) >= 40)); }
+acked() { (($(cat "$dir"/acked-w* | wc -l) >= 30)); }
 bt_wait_for acked
 kill -9 "$PA"
 wait "$PA" 2>/dev/null || true
@@ -134,5 +134,5 @@ while read -r name; do
 	[[ $st == 200 && $(jq -r .value "$dir/body") == "v-$name" ]] || bt_fail "acknowledged write $name lost ($st)"
 	n=$((n + 1))
 done < <(cat "$dir"/acked-w*)
-((n == 240)) || bt_fail "only $n of 240 writes acknowledged (retries on B should finish every one)"
+((n == 160)) || bt_fail "only $n of 160 writes acknowledged (retries on B should finish every one)"
 echo "ok 60-replicas ($n acknowledged writes readable after kill -9 of one replica)"

@@ -4,7 +4,7 @@
 # vault on the other; a signing-key rotation on one is seen by the other (published keys within
 # the bound, an activated key before it is ever refused); cache invalidation across replicas
 # (a removed access policy, a deleted principal) within BOUND seconds (docs/operations.md);
-# kill -9 of one replica under write load while clients retry on the other loses no
+# instance lifecycle races across replicas leave no orphan or duplicate principal; kill -9 of one replica under write load while clients retry on the other loses no
 # acknowledged write. PostgreSQL only (pg/integration/60-replicas).
 source "$BADGE_SRC/tests/lib.sh"
 bt_pg_require
@@ -101,7 +101,41 @@ within $BOUND allowed
 BADGE_DATA_DIR=$A "$BADGE_BIN" directory principal delete --id "$app_id" >/dev/null || bt_fail "principal delete"
 within $BOUND refused 401
 
-# 4. kill -9 of A under write load; writers retry on B; every acknowledged write is readable
+# 4. lifecycle races across replicas: concurrent creates of one instance on A and B, then a
+# delete on A racing an update on B; no orphan or duplicate principal either way
+mi_count() { # NAME: managed-identity principals whose alternative names point at instance NAME
+	BADGE_DATA_DIR=$A "$BADGE_BIN" directory principal list --type ManagedIdentity |
+		jq --arg n "virtualMachines/$1\$" '[.. | objects | select((.alternativeNames? // []) | map(test($n)) | any)] | length'
+}
+vm_url() { echo "$1/subscriptions/$sub/resourceGroups/rg1/providers/Microsoft.Compute/virtualMachines/$2?api-version=2023-03-01"; }
+vm_put() { c -o /dev/null -w '%{http_code}' -X PUT -H "Authorization: Bearer $mtok" -H 'Content-Type: application/json' \
+	-d "{\"location\":\"local\",\"tags\":{\"n\":\"$3\"},\"identity\":{\"type\":\"SystemAssigned\"}}" "$(vm_url "$1" "$2")"; }
+for r in 1 2 3; do
+	pids=()
+	vm_put "$UA" "race$r" a >/dev/null &
+	pids+=($!)
+	vm_put "$UB" "race$r" b >/dev/null &
+	pids+=($!)
+	wait "${pids[@]}"
+	bt_assert_eq "$(mi_count "race$r")" 1 "principals after concurrent creates of race$r on two replicas"
+	pids=()
+	c -o /dev/null -X DELETE -H "Authorization: Bearer $mtok" "$(vm_url "$UA" "race$r")" &
+	pids+=($!)
+	vm_put "$UB" "race$r" c >/dev/null &
+	pids+=($!)
+	wait "${pids[@]}"
+	st=$(code -H "Authorization: Bearer $mtok" "$(vm_url "$UB" "race$r")")
+	if [[ $st == 200 ]]; then
+		bt_assert_eq "$(mi_count "race$r")" 1 "principals of race$r (update won)"
+		BADGE_DATA_DIR=$A "$BADGE_BIN" directory principal show --id "$(jq -r .identity.principalId "$dir/body")" \
+			>/dev/null || bt_fail "race$r points at a missing principal"
+	else
+		bt_assert_eq "$st" 404 "race$r after delete/update"
+		bt_assert_eq "$(mi_count "race$r")" 0 "orphan principal of deleted race$r"
+	fi
+done
+
+# 5. kill -9 of A under write load; writers retry on B; every acknowledged write is readable
 writer() { # PREFIX N: writes PREFIX-i, A first, B when A fails; logs acknowledged names
 	local i st
 	for ((i = 0; i < $2; i++)); do

@@ -3,7 +3,7 @@
 # other endpoints from badge's /metadata/endpoints (trusting badge's CA through REQUESTS_CA_BUNDLE
 # and SSL_CERT_FILE), `az cloud show` shows them, `az login --service-principal` (MSAL Python
 # against badge's directory) signs in against the registered cloud, and `az account list|show`
-# show the default subscription.
+# show the default subscription. (A secret may start with "-": az takes it as --password=SECRET.)
 # Runs in a network namespace of its own, where login./management.badge.internal resolve to the
 # server: MSAL checks that the issuer in the discovery document is on the authority's host.
 source "$BADGE_SRC/tests/lib.sh"
@@ -50,7 +50,7 @@ az cloud set -n Badge
 bt_assert_eq "$(az cloud show -o tsv --query name)" Badge "active cloud"
 
 # ---- az login --service-principal (MSAL Python 1.21 against badge's directory) ----
-az login --service-principal -u "$client_id" -p "$secret" --tenant "$BADGE_TENANT_ID" -o json \
+az login --service-principal -u "$client_id" --password="$secret" --tenant "$BADGE_TENANT_ID" -o json \
 	>"$dir/login.json" 2>"$dir/login.err" || { cat "$dir/login.err" "$dir/login.json"; bt_fail "az login --service-principal"; }
 jq -e --arg s "$BADGE_SUBSCRIPTION_ID" --arg t "$BADGE_TENANT_ID" \
 	'length == 1 and .[0].id == $s and .[0].tenantId == $t and .[0].state == "Enabled" and .[0].isDefault

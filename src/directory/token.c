@@ -2,6 +2,8 @@
  * client_credentials with a client secret or an RFC 7523 client assertion, answered the way
  * Entra ID answers (field names, AADSTS codes, status codes). */
 #include <ctype.h>
+#include <openssl/evp.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -213,6 +215,70 @@ static int cert_row(void *vctx, const struct bc_row *row)
 	return 1;
 }
 
+/* Parsed client certificates. Decoding a PEM certificate costs more than checking the
+ * assertion's signature, so keys are kept by the SHA-256 of their PEM text (the same bytes make
+ * the same key; validity dates come from the credential row on every request). Direct-mapped;
+ * a collision evicts. An entry lives while its slot or a request holds it. */
+#define CERT_CACHE_SLOTS 256
+
+struct cert_key {
+	uint8_t hash[32];
+	struct bc_jwk *key; /* owned; immutable, shared by threads */
+	unsigned refs;      /* the slot's and each request's, under cert_cache_mu */
+};
+
+static pthread_mutex_t cert_cache_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct cert_key *cert_cache[CERT_CACHE_SLOTS];
+
+static void cert_key_put(struct cert_key *e)
+{
+	if (!e)
+		return;
+	pthread_mutex_lock(&cert_cache_mu);
+	bool last = --e->refs == 0;
+	pthread_mutex_unlock(&cert_cache_mu);
+	if (last) {
+		bc_jwk_free(e->key);
+		free(e);
+	}
+}
+
+static struct cert_key *cert_key_get(const char *pem, struct bc_error *err)
+{
+	uint8_t h[32];
+	unsigned int hl = 0;
+	size_t len = strlen(pem);
+	if (EVP_Digest(pem, len, h, &hl, EVP_sha256(), NULL) != 1) {
+		bc_error_openssl(err, BC_ERR_CRYPTO, "cannot hash a certificate");
+		return NULL;
+	}
+	size_t slot = ((size_t)h[0] | (size_t)h[1] << 8) % CERT_CACHE_SLOTS;
+	pthread_mutex_lock(&cert_cache_mu);
+	struct cert_key *e = cert_cache[slot];
+	if (e && memcmp(e->hash, h, sizeof(h)) == 0) {
+		e->refs++;
+		pthread_mutex_unlock(&cert_cache_mu);
+		return e;
+	}
+	pthread_mutex_unlock(&cert_cache_mu);
+	if (!(e = calloc(1, sizeof(*e)))) {
+		bc_error_set(err, BC_ERR_NOMEM, "out of memory");
+		return NULL;
+	}
+	if (bc_jwk_from_pem(&e->key, pem, len, err) != BC_OK) {
+		free(e);
+		return NULL;
+	}
+	memcpy(e->hash, h, sizeof(h));
+	e->refs = 2;
+	pthread_mutex_lock(&cert_cache_mu);
+	struct cert_key *old = cert_cache[slot];
+	cert_cache[slot] = e;
+	pthread_mutex_unlock(&cert_cache_mu);
+	cert_key_put(old);
+	return e;
+}
+
 /* Accepts the assertion's audience when it names this tenant's token endpoint (v1 or v2) on
  * this authority, reached by its configured name or by the Host the client used. */
 static bool assertion_aud_ok(struct token_req *t, const char *aud)
@@ -240,7 +306,7 @@ static bool auth_assertion(struct token_req *t, const char *assertion, const cha
 	struct bc_jwt jwt;
 	struct bc_error err;
 	struct cert_ctx cc = {0};
-	struct bc_jwk *key = NULL;
+	struct cert_key *key = NULL;
 	bool ok = false;
 	bc_jwt_init(&jwt);
 	if (bc_jwt_parse(&jwt, assertion, strlen(assertion), &err) != BC_OK || !jwt.claims) {
@@ -315,8 +381,7 @@ static bool auth_assertion(struct token_req *t, const char *assertion, const cha
 			    "Client assertion failed signature validation. [Reason - The certificate is expired or not yet valid.]");
 		goto done;
 	}
-	if (bc_jwk_from_pem(&key, cc.pem, strlen(cc.pem), &err) != BC_OK ||
-	    bc_jwt_verify(&jwt, key, NULL, &err) != BC_OK) {
+	if (!(key = cert_key_get(cc.pem, &err)) || bc_jwt_verify(&jwt, key->key, NULL, &err) != BC_OK) {
 		oauth_error(t, 401, "invalid_client", 700027,
 			    "Client assertion failed signature validation. [Reason - %s.]", err.msg);
 		goto done;
@@ -342,7 +407,7 @@ static bool auth_assertion(struct token_req *t, const char *assertion, const cha
 	ok = true;
 done:
 	free(cc.pem);
-	bc_jwk_free(key);
+	cert_key_put(key);
 	bc_jwt_release(&jwt);
 	return ok;
 }

@@ -63,6 +63,22 @@ static int hkdf(const uint8_t *ikm, size_t n, const char *info, uint8_t out[KEY_
 	return rc;
 }
 
+/* The cipher, fetched once: EVP_aes_256_gcm() in every Init fetches it from the provider
+ * again (a lock and a hash lookup on every secret read). */
+static EVP_CIPHER *aes_gcm_fetched;
+static pthread_once_t aes_gcm_once = PTHREAD_ONCE_INIT;
+
+static void aes_gcm_init(void)
+{
+	aes_gcm_fetched = EVP_CIPHER_fetch(NULL, "AES-256-GCM", NULL);
+}
+
+static const EVP_CIPHER *aes_gcm(void)
+{
+	pthread_once(&aes_gcm_once, aes_gcm_init);
+	return aes_gcm_fetched ? aes_gcm_fetched : EVP_aes_256_gcm();
+}
+
 /* AES-256-GCM. out gets nonce || ct || tag (n + 28 bytes). */
 static int gcm_seal(const uint8_t key[KEY_LEN], const void *aad, size_t aadlen, const void *pt, size_t n,
 		    uint8_t *out, struct bc_error *err)
@@ -73,7 +89,7 @@ static int gcm_seal(const uint8_t key[KEY_LEN], const void *aad, size_t aadlen, 
 		return bc_error_set(err, BC_ERR_NOMEM, "out of memory");
 	if (bc_random(out, NONCE_LEN) != BC_OK)
 		goto done;
-	if (EVP_EncryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, key, out) != 1 ||
+	if (EVP_EncryptInit_ex(ctx, aes_gcm(), NULL, key, out) != 1 ||
 	    (aadlen && EVP_EncryptUpdate(ctx, NULL, &len, aad, (int)aadlen) != 1) ||
 	    (n && EVP_EncryptUpdate(ctx, out + NONCE_LEN, &len, pt, (int)n) != 1) ||
 	    EVP_EncryptFinal_ex(ctx, out + NONCE_LEN + n, &len) != 1 ||
@@ -101,7 +117,7 @@ static int gcm_open(const uint8_t key[KEY_LEN], const void *aad, size_t aadlen, 
 		rc = bc_error_set(err, BC_ERR_NOMEM, "out of memory");
 		goto done;
 	}
-	if (EVP_DecryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, key, in) != 1 ||
+	if (EVP_DecryptInit_ex(ctx, aes_gcm(), NULL, key, in) != 1 ||
 	    (aadlen && EVP_DecryptUpdate(ctx, NULL, &len, aad, (int)aadlen) != 1) ||
 	    (ctlen && EVP_DecryptUpdate(ctx, pt, &len, in + NONCE_LEN, (int)ctlen) != 1) ||
 	    EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, TAG_LEN, (void *)(in + NONCE_LEN + ctlen)) != 1 ||

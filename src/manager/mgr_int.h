@@ -247,6 +247,20 @@ extern const struct bc_route mgr_agent_routes[];
 extern const size_t mgr_agent_nroutes;
 
 /* GET list of resources of type in captures[0] (subscription) [captures[1] (group)]. */
+/* One resource type of a resource group (items.c). */
+struct mgr_type {
+	const char *type;      /* "Microsoft.Compute/virtualMachines" */
+	int (*name_ok)(const char *name, struct bc_error *err);
+	const char *name_code; /* ARM's error code for a name outside the type's rules */
+	int (*delete_txn)(struct mgr *m, struct bc_txn *txn, const char *key, struct bc_error *err);
+	json_t *(*shape)(struct mgr *m, const struct mgr_res *r);
+};
+/* Checks the path of a request for one resource; answers 400/404 itself and returns false. */
+bool mgr_item_path(struct arm *a, const struct mgr_type *t, char *sub, char *key, char *id, const char **rg,
+		   const char **name);
+/* GET or DELETE of one resource of type t. */
+void mgr_item_handler(struct bc_http_req *req, struct bc_http_res *res, void *ctx, const struct mgr_type *t);
+
 void mgr_list_handler(struct bc_http_req *req, struct bc_http_res *res, void *ctx, const char *type,
 		      const char *action, json_t *(*shape)(struct mgr *, const struct mgr_res *));
 

@@ -497,24 +497,11 @@ done:
 	return st;
 }
 
+static const struct mgr_type item_type = {PT, mgr_name_vm, "InvalidParameter", mgr_vm_delete_txn, mgr_vm_json};
+
 static bool parse_path(struct arm *a, char *sub, char *key, char *id, const char **rg, const char **name)
 {
-	struct bc_error err = {0};
-	*rg = a->req->captures[1];
-	*name = a->req->captures[2];
-	if (!arm_sub_ok(a, a->req->captures[0]))
-		return false;
-	(void)mgr_lower(a->req->captures[0], sub, 64);
-	if (mgr_name_vm(*name, &err) != BC_OK) {
-		arm_error(a->res, 400, "InvalidParameter", "%s", err.msg);
-		return false;
-	}
-	if (mgr_res_id(id, BC_LIMIT_RESOURCE_ID + 1, sub, *rg, PT, *name) != BC_OK ||
-	    !mgr_lower(id, key, BC_LIMIT_RESOURCE_ID + 1)) {
-		arm_error(a->res, 400, "InvalidParameter", "resource id too long");
-		return false;
-	}
-	return true;
+	return mgr_item_path(a, &item_type, sub, key, id, rg, name);
 }
 
 static const int code_status[] = {
@@ -596,60 +583,9 @@ done:
 	return st;
 }
 
-struct del_ctx {
-	const char *key;
-	bool found;
-};
-
-static int del_txn(struct mgr *m, struct bc_txn *txn, void *ctx, struct bc_error *err)
-{
-	struct del_ctx *d = ctx;
-	struct mgr_res r;
-	int st = mgr_res_get(m, txn, d->key, true, &r, err);
-	d->found = r.found;
-	mgr_res_release(&r);
-	if (st == BC_OK && d->found)
-		st = mgr_vm_delete_txn(m, txn, d->key, err);
-	return st;
-}
-
 static void vm_get(struct bc_http_req *req, struct bc_http_res *res, void *ctx)
 {
-	struct arm a;
-	struct bc_error err = {0};
-	char sub[64], key[BC_LIMIT_RESOURCE_ID + 1], id[BC_LIMIT_RESOURCE_ID + 1];
-	const char *rg, *name;
-	struct mgr_res r = {0};
-	if (!arm_begin(&a, ctx, req, res))
-		return;
-	if (!parse_path(&a, sub, key, id, &rg, &name))
-		goto out;
-	if (!strcmp(req->method, "DELETE")) {
-		struct del_ctx d = {key, false};
-		if (!arm_allowed(&a, A_DELETE, id))
-			goto out;
-		if (mgr_txn(a.m, del_txn, &d, &err) != BC_OK)
-			arm_error_from(res, &err);
-		else
-			bc_http_res_json(res, d.found ? 200 : 204, NULL);
-		goto out;
-	}
-	if (!arm_allowed(&a, A_READ, id))
-		goto out;
-	if (mgr_res_get(a.m, NULL, key, false, &r, &err) != BC_OK) {
-		arm_error_from(res, &err);
-		goto out;
-	}
-	if (!r.found) {
-		arm_error(res, 404, "ResourceNotFound",
-			  "The Resource 'Microsoft.Compute/virtualMachines/%s' under resource group '%s' was not found.",
-			  name, rg);
-		goto out;
-	}
-	arm_json(&a, 200, mgr_vm_json(a.m, &r));
-out:
-	mgr_res_release(&r);
-	arm_end(&a);
+	mgr_item_handler(req, res, ctx, &item_type);
 }
 
 /* ---- list (shared shape with vaults) ---- */

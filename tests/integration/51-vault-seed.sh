@@ -7,60 +7,16 @@
 # policy makes the next read 403; deleting the instance makes its token useless at once (401).
 source "${BADGE_SRC:?}/tests/lib.sh"
 
-if [[ $(id -u) != 0 ]]; then
-	echo "SKIP: needs root (network namespaces)"
-	exit 0
-fi
 [[ -d "$BADGE_SRC/tests/compat/node_modules/@azure/keyvault-secrets" ]] ||
 	bt_fail "npm packages missing: run scripts/install-deps.sh"
 
-T="t51-$$"
-PFX="t51$$-"
-ip netns add "$T"
-bt_cleanup ip netns del "$T"
-bt_cleanup bash -c "rm -rf /etc/netns/${PFX}* /etc/netns/$T; for f in /run/netns/${PFX}*; do [ -e \"\$f\" ] && { umount \"\$f\" 2>/dev/null; rm -f \"\$f\"; }; done; true"
-ip -n "$T" link set lo up
-inT() { ip netns exec "$T" "$@"; }
-
-work=$(bt_tmpdir)
-S="$work/server" A="$work/agent"
-mkdir -p "$S"
-ip netns exec "$T" "$BADGE_BIN" server --data-dir "$S" --listen 0.0.0.0:0 >>"$S.log" 2>&1 </dev/null &
-SPID=$!
-bt_cleanup bt_stop "$SPID"
-_bt_logs+=("$S.log")
-bt_wait_for test -f "$S/env"
-# shellcheck disable=SC1091
-source "$S/env"
-CA="$BADGE_CA_FILE"
-TENANT=$(jq -r .tenantId "$S/admin.json")
-SUB=$(jq -r .subscriptionId "$S/admin.json")
-TOK=$(inT curl -sSf --cacert "$CA" --data-urlencode "client_id=$(jq -r .clientId "$S/admin.json")" \
-	--data-urlencode "client_secret=$(jq -r .clientSecret "$S/admin.json")" \
-	--data-urlencode "scope=${BADGE_MANAGEMENT_RESOURCE}.default" -d grant_type=client_credentials \
-	"$BADGE_URL/$TENANT/oauth2/v2.0/token" | jq -r .access_token)
-[[ -n "$TOK" && "$TOK" != null ]] || bt_fail "no admin token"
-ADMIN_OID=$(cut -d. -f2 <<<"$TOK" | tr '_-' '/+' | { read -r s; while (( ${#s} % 4 )); do s="$s="; done; base64 -d <<<"$s"; } | jq -r .oid)
-mgmt() {
-	local args=(-sS --cacert "$CA" -X "$1" -H "Authorization: Bearer $TOK" -H "Content-Type: application/json" -w '\n%{http_code}')
-	[[ $# -ge 3 ]] && args+=(-d "$3")
-	local out code
-	out=$(inT curl "${args[@]}" "$BADGE_URL$2")
-	code=${out##*$'\n'}
-	out=${out%$'\n'*}
-	[[ $code == 2* ]] || bt_fail "$1 $2 answered $code: $out"
-	printf '%s' "$out"
-}
-AV="api-version=2023-03-01"
+source "$BADGE_SRC/tests/topology.sh"
+bt_topo_begin 51
+bt_topo_server
 
 # host, agent, instance with a system-assigned identity
-mgmt PUT "/subscriptions/$SUB/providers/Badge.Compute/hosts/h1?$AV" '{"location":"local","properties":{}}' >/dev/null
-JOIN=$(mgmt POST "/subscriptions/$SUB/providers/Badge.Compute/hosts/h1/joinToken?$AV" | jq -r .joinToken)
-ip netns exec "$T" "$BADGE_BIN" agent --data-dir "$A" --server "$BADGE_URL" --ca-file "$CA" --isolation netns \
-	--netns-prefix "$PFX" --netns-subnet 10.242.0.0 --sync-timeout 5 --join-token "$JOIN" >>"$A.log" 2>&1 </dev/null &
-APID=$!
-bt_cleanup bt_stop "$APID"
-_bt_logs+=("$A.log")
+JOIN=$(bt_topo_host h1)
+bt_topo_agent "$A" 10.242.0.0 --join-token "$JOIN"
 mgmt PUT "/subscriptions/$SUB/resourcegroups/rg51?api-version=2021-04-01" '{"location":"local"}' >/dev/null
 VM="/subscriptions/$SUB/resourceGroups/rg51/providers/Microsoft.Compute/virtualMachines"
 OID=$(mgmt PUT "$VM/vm1?$AV" '{"location":"local","identity":{"type":"SystemAssigned"},"properties":{"hostId":"h1"}}' |

@@ -1,0 +1,79 @@
+# A badge topology inside a network namespace the test creates (root). Source after lib.sh.
+#
+#   bt_topo_begin TAG        namespace T ("tTAG-PID"), instance namespace prefix PFX, inT CMD...
+#                            (run in T); everything is removed at exit, on failure too; without
+#                            root the test is skipped
+#   bt_topo_server [ARGS]    starts `badge server` in T (listening on 0.0.0.0:0, data in $S),
+#                            sources its env; sets SPID, CA, TENANT, SUB, TOK (an admin
+#                            management token), ADMIN_OID; mgmt METHOD PATH [JSON] prints a
+#                            2xx body or fails; AV is an api-version for ARM calls
+#   bt_topo_host NAME        registers host NAME, prints a join token for it
+#   bt_topo_agent DIR SUBNET [ARGS]   starts `badge agent` in T with netns isolation, data in
+#                            DIR, instance links in SUBNET (e.g. 10.241.0.0); sets APID
+# Servers and agents are started with `ip netns exec` directly (not through a shell function),
+# so that bt_stop's signal reaches them.
+
+bt_topo_begin() {
+	if [[ $(id -u) != 0 ]]; then
+		echo "SKIP: needs root (network namespaces)"
+		exit 0
+	fi
+	T="t$1-$$"
+	PFX="t$1$$-"
+	ip netns add "$T"
+	bt_cleanup ip netns del "$T"
+	bt_cleanup bash -c "rm -rf /etc/netns/${PFX}* /etc/netns/$T; for f in /run/netns/${PFX}*; do [ -e \"\$f\" ] && { umount \"\$f\" 2>/dev/null; rm -f \"\$f\"; }; done; true"
+	ip -n "$T" link set lo up
+	work=$(bt_tmpdir)
+	S="$work/server"
+	A="$work/agent"
+	AV="api-version=2023-03-01"
+}
+
+inT() { ip netns exec "$T" "$@"; }
+
+bt_topo_server() {
+	mkdir -p "$S"
+	ip netns exec "$T" "$BADGE_BIN" server --data-dir "$S" --listen 0.0.0.0:0 "$@" >>"$S.log" 2>&1 </dev/null &
+	SPID=$!
+	bt_cleanup bt_stop "$SPID"
+	_bt_logs+=("$S.log")
+	bt_wait_for test -f "$S/env"
+	# shellcheck disable=SC1091
+	source "$S/env"
+	CA="$BADGE_CA_FILE"
+	TENANT=$(jq -r .tenantId "$S/admin.json")
+	SUB=$(jq -r .subscriptionId "$S/admin.json")
+	TOK=$(inT curl -sSf --cacert "$CA" --data-urlencode "client_id=$(jq -r .clientId "$S/admin.json")" \
+		--data-urlencode "client_secret=$(jq -r .clientSecret "$S/admin.json")" \
+		--data-urlencode "scope=${BADGE_MANAGEMENT_RESOURCE}.default" -d grant_type=client_credentials \
+		"$BADGE_URL/$TENANT/oauth2/v2.0/token" | jq -r .access_token)
+	[[ -n "$TOK" && "$TOK" != null ]] || bt_fail "no admin token"
+	ADMIN_OID=$(jq -r .objectId "$S/admin.json")
+}
+
+mgmt() {
+	local args=(-sS --cacert "$CA" -X "$1" -H "Authorization: Bearer $TOK" -H "Content-Type: application/json" -w '\n%{http_code}')
+	[[ $# -ge 3 ]] && args+=(-d "$3")
+	local out code
+	out=$(inT curl "${args[@]}" "$BADGE_URL$2")
+	code=${out##*$'\n'}
+	out=${out%$'\n'*}
+	[[ $code == 2* ]] || bt_fail "$1 $2 answered $code: $out"
+	printf '%s' "$out"
+}
+
+bt_topo_host() {
+	mgmt PUT "/subscriptions/$SUB/providers/Badge.Compute/hosts/$1?$AV" '{"location":"local","properties":{}}' >/dev/null
+	mgmt POST "/subscriptions/$SUB/providers/Badge.Compute/hosts/$1/joinToken?$AV" | jq -r .joinToken
+}
+
+bt_topo_agent() {
+	local dir=$1 subnet=$2
+	shift 2
+	ip netns exec "$T" "$BADGE_BIN" agent --data-dir "$dir" --server "$BADGE_URL" --ca-file "$CA" --isolation netns \
+		--netns-prefix "$PFX" --netns-subnet "$subnet" --sync-timeout 5 "$@" >>"$dir.log" 2>&1 </dev/null &
+	APID=$!
+	bt_cleanup bt_stop "$APID"
+	_bt_logs+=("$dir.log")
+}

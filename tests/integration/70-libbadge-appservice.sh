@@ -27,7 +27,7 @@ ldd "$work/read-secret" | grep "$prefix/.*libbadge.so" >/dev/null || bt_fail "re
 cc -Wall -Wextra -o "$work/kvdriver" "$BADGE_SRC/tests/integration/libbadge_kv_driver.c" \
 	$(pkg-config --cflags --libs badge libcrypto jansson) -Wl,-rpath,"$prefix/lib" || bt_fail "building the driver"
 cc -o "$work/read-secret-static" "$work/read-secret.c" $(pkg-config --cflags badge) "$prefix/lib/libbadge.a" \
-	$(pkg-config --libs libcurl openssl jansson) -lpthread || bt_fail "static link against libbadge.a"
+	$(pkg-config --libs-only-other badge) $(pkg-config --libs libcurl openssl jansson) -lpthread || bt_fail "static link against libbadge.a"
 nm -D "$prefix/lib/libbadge.so" --defined-only | awk '$2 == "T" {print $3}' | grep -v '^badge_' &&
 	bt_fail "libbadge.so exports more than badge_*"
 

@@ -49,6 +49,8 @@ if [[ -z ${BADGE_UP_NO_BUILD:-} ]]; then
 	# (under make, MAKEFLAGS would make the inner make chatty)
 	env -u MAKEFLAGS -u MAKELEVEL -u MFLAGS cmake --preset dev >/dev/null
 	env -u MAKEFLAGS -u MAKELEVEL -u MFLAGS cmake --build --preset dev
+	# libbadge for the example program, installed where an application would find it
+	env -u MAKEFLAGS -u MAKELEVEL -u MFLAGS cmake --install build/dev --prefix build/dev/libbadge >/dev/null
 fi
 [[ -x $BIN ]] || die "no badge binary at $BIN"
 
@@ -144,11 +146,13 @@ step "6. Inside the instance, a program reads the secret"
 VAULT_URL="https://$KV.$BADGE_VAULT_SUFFIX:$BADGE_PORT"
 # libbadge, installed into the data dir, and examples/read-secret.c built against the installed
 # library through pkg-config, exactly as an application would be.
-PREFIX=$DATA/libbadge
+PREFIX=$ROOT/build/dev/libbadge
 say "examples/read-secret.c uses libbadge (a managed-identity credential and a Key Vault client);" \
-	"libbadge is installed into $PREFIX and the example built against it with pkg-config."
-env -u MAKEFLAGS -u MAKELEVEL -u MFLAGS cmake --install "$ROOT/build/dev" --prefix "$PREFIX" >"$DATA/install.log" 2>&1 ||
-	die "cannot install libbadge into $PREFIX (see $DATA/install.log)"
+	"libbadge is installed in $PREFIX and the example is built against it with pkg-config."
+if [[ ! -f $PREFIX/lib/pkgconfig/badge.pc ]]; then
+	env -u MAKEFLAGS -u MAKELEVEL -u MFLAGS cmake --install "$ROOT/build/dev" --prefix "$PREFIX" >"$DATA/install.log" 2>&1 ||
+		die "cannot install libbadge into $PREFIX (see $DATA/install.log)"
+fi
 mkdir -p "$DATA/example"
 cp "$ROOT/examples/read-secret.c" "$ROOT/examples/Makefile" "$DATA/example/"
 env -u MAKEFLAGS -u MAKELEVEL -u MFLAGS PKG_CONFIG_PATH="$PREFIX/lib/pkgconfig" make -s -C "$DATA/example" \

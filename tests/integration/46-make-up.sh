@@ -42,6 +42,7 @@ bt_log "$C/badge/.up/badge.log"
 mk() { ip netns exec "$T" env BADGE_UP_NO_DEPS=1 BADGE_UP_ARGS="--netns-prefix $PFX --netns-subnet 10.246.0.0" make -C "$C/badge" "$@"; }
 out=$(mk up 2>&1) || { tail -n 40 <<<"$out" >&2; bt_fail "make up failed"; }
 grep -q "instances are network namespaces" <<<"$out" || bt_fail "make up as root did not say it uses namespaces"
+grep -q "example/read-secret inside" <<<"$out" || bt_fail "make up did not run libbadge's example program inside the instance"
 for s in "1. A resource group and a vault" "2. An instance with a system-assigned managed identity" \
 	"3. Grant the identity access" "4. Store a secret" "6. Inside the instance, a program reads the secret"; do
 	grep -qF "$s" <<<"$out" || bt_fail "make up did not explain: $s"

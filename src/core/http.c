@@ -15,6 +15,7 @@
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -101,7 +102,7 @@ struct bc_http_server {
 	struct bc_http_parked *parked; /* suspended or about to be; not woken */
 	size_t nparked;                /* parked and not yet taken back by a pool thread */
 	size_t nlive;                  /* requests ever parked and not yet completed (sent) */
-	bool stopping;
+	_Atomic bool stopping;         /* also read without park_mu (send_response) */
 	bool timer_running, timer_stop;
 	pthread_t timer;
 	pthread_cond_t timer_cond;     /* the timer thread: an earlier deadline, or stop */
@@ -1383,6 +1384,11 @@ static enum MHD_Result send_response(struct reqctx *c, struct MHD_Connection *co
 	for (size_t i = 0; i < r->nheaders; i++)
 		if (MHD_add_response_header(mr, r->headers[i].key, r->headers[i].value) != MHD_YES)
 			bc_log(BC_LOG_WARN, c->reqid, "http: response header %s refused", r->headers[i].key);
+	/* stopping: the client's next request must not come on this connection (a long poll
+	 * answered at stop would be sent again at once, and refused to park, until the end) */
+	if (atomic_load(&c->srv->stopping) &&
+	    MHD_add_response_header(mr, MHD_HTTP_HEADER_CONNECTION, "close") != MHD_YES)
+		bc_log(BC_LOG_DEBUG, c->reqid, "http: cannot close the connection after this answer");
 	enum MHD_Result ret = MHD_queue_response(conn, (unsigned)r->status, mr);
 	MHD_destroy_response(mr);
 	observe(c);

@@ -75,6 +75,7 @@ static void teardown(void)
 /* POSTs a form to path; returns the status and the parsed JSON body in *out. */
 static int post_form(const char *path, const char *form, json_t **out)
 {
+	*out = NULL;
 	struct bc_http_kv h[] = {{"Content-Type", "application/x-www-form-urlencoded;charset=utf-8"}};
 	struct bc_http_res res;
 	memset(&res, 0, sizeof(res));
@@ -90,6 +91,7 @@ static int post_form(const char *path, const char *form, json_t **out)
 
 static int get_json(const char *path, json_t **out)
 {
+	*out = NULL;
 	struct bc_http_res res;
 	memset(&res, 0, sizeof(res));
 	if (bc_http_dispatch_test(srv, "GET", path, HOST, NULL, 0, NULL, 0, &res))

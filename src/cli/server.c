@@ -238,11 +238,13 @@ int server_run(struct server_conf *conf, struct server_hooks *hooks, struct bc_e
 	struct server_urls u;
 	struct server_ops ops = {0};
 	char store_url[4200], ca_file[4200], master[4200];
-	int fd = -1, port = 0, rc;
+	int fd = -1, port = 0, lock = -1, rc;
 
 	memset(&u, 0, sizeof(u));
 	bc_log_set_level(bc_log_parse_level(conf->log_level));
 	if ((rc = bc_mkdir_p(conf->data_dir, 0700, err)))
+		return rc;
+	if ((rc = server_data_dir_lock(conf->data_dir, false, &lock, err))) /* masterkey.c */
 		return rc;
 	snprintf(store_url, sizeof(store_url), "sqlite:%s/badge.db", conf->data_dir);
 	snprintf(ca_file, sizeof(ca_file), "%s/ca.pem", conf->data_dir);
@@ -403,6 +405,8 @@ done:
 	bc_buf_release(&cert);
 	if (fd >= 0)
 		close(fd);
+	if (lock >= 0)
+		close(lock);
 	return rc;
 }
 
@@ -423,6 +427,8 @@ int cli_server_main(int argc, char **argv)
 	struct bc_error err;
 	bool check_only = false;
 	memset(&conf, 0, sizeof(conf));
+	if (argc > 1 && !strcmp(argv[1], "rotate-master-key"))
+		return cli_masterkey_main(argc - 1, argv + 1);
 	for (int i = 1; i < argc; i++)
 		if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
 			usage(stdout);

@@ -40,6 +40,12 @@ void server_install_signals(void);
  * absent; fails when `to` already has different ones (src/cli/join.c). */
 int server_join_from(const char *from, const char *to, struct bc_error *err);
 
+/* Master key rotation (src/cli/masterkey.c): `badge server rotate-master-key`. A server holds
+ * DIR/server.lock shared while it runs (the rotation takes it exclusive), and refuses to start
+ * while DIR/master.key.new says a rotation did not finish. *fd_out: close it to release. */
+int cli_masterkey_main(int argc, char **argv);
+int server_data_dir_lock(const char *data_dir, bool exclusive, int *fd_out, struct bc_error *err) BC_MUST_CHECK;
+
 /* Operations endpoints (src/cli/ops.c): /healthz, /readyz, /metrics. */
 struct bc_http_server;
 struct bc_http_req;

@@ -122,4 +122,11 @@ void dir_stop_maintenance(struct dir *d);
 /* Re-reads what other replicas or operators may have changed (signing keys). */
 int dir_reload(struct dir *d, struct bc_error *err) BC_MUST_CHECK;
 
+/* Master-key rotation (reseal.c), with no struct dir (the server is stopped): in txn, every
+ * signing key sealed under from_key_file's master key is sealed again under to_key_file's. A
+ * row that already opens with the new key is left as it is (a re-run after an interrupted
+ * rotation); a row that opens with neither fails the whole call. Counts may be NULL. */
+int dir_reseal(struct bc_store *st, struct bc_txn *txn, const char *from_key_file, const char *to_key_file,
+	       int64_t *resealed, int64_t *current, struct bc_error *err) BC_MUST_CHECK;
+
 #endif

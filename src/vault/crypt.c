@@ -409,3 +409,32 @@ int vault_backup_open(struct vault_crypt *c, const char *kind, const uint8_t *bl
 		return bc_error_set(err, BC_ERR_INVALID, "not a badge backup blob");
 	return gcm_open(c->backup_key, kind, strlen(kind), blob + ml, n - ml, out, outlen, err);
 }
+
+/* Master-key rotation (reseal.c). */
+int vault_dek_rewrap(struct vault_crypt *from, struct vault_crypt *to, const char *vault, const char *wrapped,
+		     char **out, struct bc_error *err)
+{
+	uint8_t key[KEY_LEN], sealed[NONCE_LEN + KEY_LEN + TAG_LEN];
+	char aad[BC_LIMIT_NAME + 32];
+	struct bc_buf b64 = {0};
+	int rc = dek_unwrap(from, vault, wrapped, key, err);
+	if (rc != BC_OK)
+		return rc;
+	snprintf(aad, sizeof(aad), "dek:%s", vault);
+	rc = gcm_seal(to->kek, aad, strlen(aad), key, KEY_LEN, sealed, err);
+	bc_wipe(key, sizeof(key));
+	if (rc == BC_OK && (rc = bc_b64_encode(sealed, sizeof(sealed), &b64)) != BC_OK)
+		bc_error_set(err, rc, "out of memory");
+	if (rc == BC_OK)
+		*out = bc_buf_detach(&b64, NULL);
+	bc_buf_release(&b64);
+	return rc;
+}
+
+int vault_dek_check(struct vault_crypt *c, const char *vault, const char *wrapped, struct bc_error *err)
+{
+	uint8_t key[KEY_LEN];
+	int rc = dek_unwrap(c, vault, wrapped, key, err);
+	bc_wipe(key, sizeof(key));
+	return rc;
+}

@@ -33,4 +33,13 @@ typedef int (*vault_audit_fn)(void *ctx, const json_t *record);
 int vault_audit_read(struct bc_store *st, const char *vault, int64_t since_ms, int limit, vault_audit_fn fn,
 		     void *ctx, struct bc_error *err) BC_MUST_CHECK;
 
+/* Master-key rotation (reseal.c), with no struct vault (the server is stopped): in txn, every
+ * vault's data key wrapped under from_key_file's master key is wrapped again under
+ * to_key_file's (sealed values keep their data keys). A row that already opens with the new key
+ * is left as it is (a re-run after an interrupted rotation); a row that opens with neither
+ * fails the whole call. Counts may be NULL. Backup blobs made before the rotation were sealed
+ * under a key derived from the old master key: they no longer restore. */
+int vault_reseal(struct bc_store *st, struct bc_txn *txn, const char *from_key_file, const char *to_key_file,
+		 int64_t *resealed, int64_t *current, struct bc_error *err) BC_MUST_CHECK;
+
 #endif

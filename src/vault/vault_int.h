@@ -139,6 +139,12 @@ int vault_backup_seal(struct vault_crypt *c, const char *kind, const void *pt, s
 		      struct bc_error *err) BC_MUST_CHECK;
 int vault_backup_open(struct vault_crypt *c, const char *kind, const uint8_t *blob, size_t n, uint8_t **out,
 		      size_t *outlen, struct bc_error *err) BC_MUST_CHECK;
+/* Master-key rotation (reseal.c): a data key wrapped under from's master key (vault_deks.dek),
+ * wrapped again under to's (*out: base64, malloc'd). BC_ERR_CRYPTO when it does not open under
+ * from. vault_dek_check: BC_OK when wrapped opens under c. */
+int vault_dek_rewrap(struct vault_crypt *from, struct vault_crypt *to, const char *vault, const char *wrapped,
+		     char **out, struct bc_error *err) BC_MUST_CHECK;
+int vault_dek_check(struct vault_crypt *c, const char *vault, const char *wrapped, struct bc_error *err) BC_MUST_CHECK;
 
 /* ---- audit.c --------------------------------------------------------------------------- */
 

@@ -13,6 +13,7 @@
 #include <unistd.h>
 #include "core/json.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "core/util.h"
 
 enum { TAG_IMDS = 1, TAG_APPSERVICE = 2 };
@@ -43,6 +44,7 @@ static bool admit(struct agent_instance *in, struct bc_http_res *res)
 	char s[16];
 	snprintf(s, sizeof(s), "%d", retry);
 	struct imds_reject rej = {429, "too_many_requests", "Too many requests", false};
+	bc_metrics_count("agent_imds_throttled", 1);
 	imds_reply_reject(res, &rej);
 	(void)bc_http_res_header(res, "Retry-After", s);
 	return false;
@@ -112,6 +114,7 @@ static void h_token(struct bc_http_req *req, struct bc_http_res *res, void *ctx)
 		goto done;
 	}
 	bc_http_res_json(res, 200, body);
+	bc_metrics_count("agent_imds_tokens_served", 1);
 done:
 	imds_limiter_leave(&in->lim);
 }
@@ -699,6 +702,9 @@ static void *sync_thread(void *arg)
 		}
 		if (rc == BC_OK && status == 200 && json_is_object(doc)) {
 			backoff = 1;
+			pthread_mutex_lock(&a->mu);
+			a->last_sync_ok = bc_now();
+			pthread_mutex_unlock(&a->mu);
 			int64_t rev = bc_json_int(doc, "revision", -1);
 			if (rev != since || retry) {
 				struct bc_error serr = {0};
@@ -718,6 +724,7 @@ static void *sync_thread(void *arg)
 				backoff = backoff * 2 > SYNC_BACKOFF_MAX_S ? SYNC_BACKOFF_MAX_S : backoff * 2;
 			continue;
 		}
+		bc_metrics_count("agent_sync_failures", 1);
 		if (rc == BC_OK)
 			bc_log_warn("agent: sync answered %ld", status);
 		else
@@ -761,10 +768,14 @@ json_t *agent_status_json(struct agent *a)
 		}
 		json_array_append_new(arr, o);
 	}
-	json_t *st = json_pack("{s:I, s:s, s:s, s:o, s:I, s:I}", "revision", (json_int_t)a->revision, "hostName",
+	json_t *st = json_pack("{s:I, s:s, s:s, s:o, s:I, s:I, s:s}", "revision", (json_int_t)a->revision, "hostName",
 			       a->host.host_name, "hostId", a->host.host_id, "instances", arr, "hostNotAfter",
 			       (json_int_t)a->host.cred.not_after, "hostRenewAt",
-			       (json_int_t)agent_cred_renew_at(&a->host.cred));
+			       (json_int_t)agent_cred_renew_at(&a->host.cred), "server",
+			       a->nservers ? a->servers[a->active] : "");
+	if (st && a->ops_srv) {
+		bc_json_set_str(st, "opsEndpoint", a->ops_url);
+	}
 	pthread_mutex_unlock(&a->mu);
 	return st;
 }
@@ -824,7 +835,7 @@ static void settle_names(struct agent *a)
 {
 	struct agent_host *h = &a->host;
 	if (a->cfg.server_url && strcmp(a->cfg.server_url, h->server_url) != 0)
-		snprintf(h->server_url, sizeof(h->server_url), "%s", a->cfg.server_url);
+		snprintf(h->server_url, sizeof(h->server_url), "%s", a->cfg.server_url); /* checked by agent_start */
 	if (a->cfg.domain)
 		snprintf(h->domain, sizeof(h->domain), "%s", a->cfg.domain);
 	if (!h->domain[0])
@@ -856,11 +867,16 @@ int agent_start(struct agent *a, struct bc_error *err)
 		snprintf(a->ca_path, sizeof(a->ca_path), "%s", a->cfg.ca_file);
 	else if (getenv("SSL_CERT_FILE"))
 		snprintf(a->ca_path, sizeof(a->ca_path), "%s", getenv("SSL_CERT_FILE"));
+	a->started_at = bc_now();
 	a->original_netns = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
 	if (pipe2(a->stop_pipe, O_CLOEXEC) != 0)
 		return bc_error_set(err, BC_ERR_IO, "pipe: %s", strerror(errno));
 	if ((rc = agent_host_load(a, &enrolled, err)) != BC_OK)
 		return bc_error_wrap(err, "loading the host credential");
+	if (a->cfg.server_url && strlen(a->cfg.server_url) >= sizeof(a->host.server_url))
+		return bc_error_set(err, BC_ERR_LIMIT, "server URL list too long");
+	if ((rc = agent_servers_set(a, a->cfg.server_url ? a->cfg.server_url : a->host.server_url, err)) != BC_OK)
+		return enrolled || a->cfg.server_url ? rc : agent_enroll(a, err); /* enrol says what is missing */
 	if (!enrolled) {
 		if ((rc = agent_enroll(a, err)) != BC_OK)
 			return rc;
@@ -877,6 +893,8 @@ int agent_start(struct agent *a, struct bc_error *err)
 		apply_sync(a, cached, false);
 	json_decref(cached);
 	if ((rc = agent_ctl_start(a, err)) != BC_OK)
+		return rc;
+	if ((rc = agent_ops_start(a, err)) != BC_OK)
 		return rc;
 	if (pthread_create(&a->sync_thread, NULL, sync_thread, a) != 0)
 		return bc_error_set(err, BC_ERR_NOMEM, "cannot start the sync thread");
@@ -897,6 +915,7 @@ void agent_stop(struct agent *a)
 	if (a->stop_pipe[1] >= 0)
 		(void)!write(a->stop_pipe[1], "x", 1);
 	agent_ctl_stop(a);
+	agent_ops_stop(a);
 	for (struct agent_instance *in = a->instances; in; in = in->next)
 		bc_http_server_stop(in->srv);
 	if (a->sync_running) {
@@ -932,6 +951,7 @@ void agent_free(struct agent *a)
 		free(a->host_token);
 	}
 	json_decref(a->vaults);
+	bc_http_server_free(a->ops_srv);
 	tc_free(a->tc);
 	for (int i = 0; i < 2; i++)
 		if (a->stop_pipe[i] >= 0)

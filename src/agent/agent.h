@@ -17,9 +17,13 @@ enum agent_isolation {
 	AGENT_ISOLATION_APPSERVICE,
 };
 
+/* How often (seconds) a more preferred server that failed is tried again. */
+#define AGENT_FAILBACK_S 30
+
 struct agent_config {
 	const char *data_dir;            /* state: keys, certificates, sync cache, control socket */
-	const char *server_url;          /* "https://HOST:P"; NULL = the one saved at enrolment */
+	const char *server_url;          /* "https://HOST:P", or several comma-separated (failover, first
+					  * preferred); NULL = the ones saved at enrolment */
 	const char *join_token;          /* needed once, for the first start */
 	const char *ca_file;             /* server trust before enrolment; NULL = SSL_CERT_FILE / system */
 	const char *hostname;            /* reported at enrolment; NULL = gethostname() */
@@ -37,6 +41,7 @@ struct agent_config {
 	int key_bits;                    /* 2048 / 256 by default */
 	int sync_timeout_s;              /* long-poll timeout, 0 = 30, at most 60 */
 	unsigned threads;                /* HTTP threads per instance listener, 0 = 2 */
+	const char *ops_listen;          /* "127.0.0.1:PORT": /healthz, /readyz, /metrics; NULL = off */
 };
 
 struct agent;

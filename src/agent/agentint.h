@@ -23,6 +23,8 @@
 #define AGENT_MAX_INSTANCES 1024      /* instances of one host the agent serves */
 #define AGENT_MAX_IDENTITIES 64       /* identities of one instance */
 #define AGENT_SECRET_BYTES 32         /* App Service header secret, hex-encoded */
+#define AGENT_MAX_SERVERS 8           /* server URLs to fail over between */
+#define AGENT_SERVER_URL_MAX 512
 
 /* A key pair with its certificate: the host's, or one identity's. */
 struct agent_cred {
@@ -40,7 +42,7 @@ struct agent_cred {
 
 /* The enrolled host. */
 struct agent_host {
-	char server_url[512];
+	char server_url[AGENT_MAX_SERVERS * AGENT_SERVER_URL_MAX]; /* one URL or several, comma-separated */
 	char host_name[256];
 	char host_id[BC_LIMIT_RESOURCE_ID + 1];
 	char tenant_id[37];
@@ -84,6 +86,14 @@ struct agent {
 	struct agent_instance *instances;
 	int64_t revision;
 	json_t *vaults;            /* owned: vault names of the last sync */
+	/* failover (upstream.c): servers in preferred order, the one that answered last, and when
+	 * to try a more preferred one again */
+	char servers[AGENT_MAX_SERVERS][AGENT_SERVER_URL_MAX];
+	size_t nservers;
+	size_t active;
+	int64_t retry_preferred_at;
+	int64_t last_sync_ok;      /* when a sync last succeeded (0 = never) */
+	int64_t started_at;
 
 	struct token_cache *tc;
 	pthread_t sync_thread;
@@ -95,6 +105,8 @@ struct agent {
 	pthread_cond_t stop_cv;
 	bool stopping;
 	int original_netns;        /* the agent's own network namespace, for setns back */
+	struct bc_http_server *ops_srv; /* owned: the operators' listener (ops.c), NULL when off */
+	char ops_url[128];         /* "http://ADDR:PORT" of ops_srv */
 };
 
 /* state.c */
@@ -125,6 +137,8 @@ int agent_host_cert_renew(struct agent *a, struct bc_error *err) BC_MUST_CHECK;
 /* The token cache's fetch function (ctx = struct agent). */
 int agent_fetch_token(void *ctx, const char *object_id, const char *resource, struct imds_token *out,
 		      struct bc_error *err);
+/* Parses the server list (comma-separated URLs) into a->servers; the first is preferred. */
+int agent_servers_set(struct agent *a, const char *list, struct bc_error *err) BC_MUST_CHECK;
 int agent_parse_token_response(const json_t *body, int64_t now, struct imds_token *out, struct bc_error *err) BC_MUST_CHECK;
 
 /* netns.c */
@@ -136,6 +150,10 @@ void agent_netns_teardown(struct agent *a, struct agent_instance *in);
 /* ctl.c */
 int agent_ctl_start(struct agent *a, struct bc_error *err) BC_MUST_CHECK;
 void agent_ctl_stop(struct agent *a);
+
+/* ops.c: /healthz, /readyz and /metrics on cfg.ops_listen */
+int agent_ops_start(struct agent *a, struct bc_error *err) BC_MUST_CHECK;
+void agent_ops_stop(struct agent *a);
 
 /* agent.c */
 json_t *agent_status_json(struct agent *a);

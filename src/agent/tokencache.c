@@ -5,6 +5,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include "core/metrics.h"
 #include "core/util.h"
 
 #define NBUCKETS 256
@@ -188,6 +189,7 @@ int tc_get(struct token_cache *c, const char *object_id, const char *resource, s
 	   struct bc_error *err)
 {
 	int rc;
+	bool hit = true; /* answered from the cache without waiting for upstream */
 	pthread_mutex_lock(&c->mu);
 	for (;;) {
 		int64_t now = bc_now();
@@ -202,6 +204,7 @@ int tc_get(struct token_cache *c, const char *object_id, const char *resource, s
 				break;
 			}
 			uint64_t gen = e->gen;
+			hit = false;
 			e->waiters++;
 			while (e->fetching && e->gen == gen)
 				pthread_cond_wait(&c->cv, &c->mu);
@@ -227,6 +230,7 @@ int tc_get(struct token_cache *c, const char *object_id, const char *resource, s
 			rc = bc_error_set(err, BC_ERR_NOMEM, "token cache full");
 			break;
 		}
+		hit = false;
 		rc = run_fetch(c, e, err);
 		if (e->dead) {
 			if (!e->waiters) {
@@ -244,6 +248,8 @@ int tc_get(struct token_cache *c, const char *object_id, const char *resource, s
 		break;
 	}
 	pthread_mutex_unlock(&c->mu);
+	if (rc == BC_OK)
+		bc_metrics_count(hit ? "agent_token_cache_hits" : "agent_token_cache_misses", 1);
 	return rc;
 }
 

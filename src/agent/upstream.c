@@ -10,6 +10,7 @@
 #include "core/httpc.h"
 #include "core/json.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "core/pki.h"
 #include "core/util.h"
 
@@ -126,6 +127,132 @@ int agent_parse_token_response(const json_t *body, int64_t now, struct imds_toke
 	return BC_OK;
 }
 
+/* ---- failover between servers ---- */
+
+int agent_servers_set(struct agent *a, const char *list, struct bc_error *err)
+{
+	size_t n = 0;
+	for (const char *p = list; p && *p;) {
+		const char *end = strchr(p, ',');
+		size_t len = end ? (size_t)(end - p) : strlen(p);
+		while (len && *p == ' ') {
+			p++;
+			len--;
+		}
+		while (len && (p[len - 1] == ' ' || p[len - 1] == '/'))
+			len--;
+		if (len) {
+			if (n == AGENT_MAX_SERVERS)
+				return bc_error_set(err, BC_ERR_LIMIT, "at most %d server URLs", AGENT_MAX_SERVERS);
+			if (len >= AGENT_SERVER_URL_MAX)
+				return bc_error_set(err, BC_ERR_LIMIT, "server URL too long");
+			memcpy(a->servers[n], p, len);
+			a->servers[n++][len] = '\0';
+		}
+		if (!end)
+			break;
+		p = end + 1;
+	}
+	if (!n)
+		return bc_error_set(err, BC_ERR_INVALID, "no server URL");
+	a->nservers = n;
+	a->active = 0;
+	a->retry_preferred_at = 0;
+	return BC_OK;
+}
+
+/* The server to try first (a->mu held): the one that answered last, or the preferred one once
+ * its retry time has come (then not again before AGENT_FAILBACK_S). */
+static size_t server_first(struct agent *a)
+{
+	int64_t now = bc_now();
+	if (a->active && now >= a->retry_preferred_at) {
+		a->retry_preferred_at = now + AGENT_FAILBACK_S;
+		return 0;
+	}
+	return a->active;
+}
+
+/* One attempt of a request at server base. Sets *sent once the request goes out (a failure
+ * before that is local and no reason to try another server). */
+typedef int (*attempt_fn)(struct agent *a, const char *base, void *arg, long *status, bool *sent,
+			  struct bc_error *err);
+
+/* Runs attempt on the servers in turn, from server_first, until one answers: a connection
+ * failure or a 5xx moves on to the next. Called without a->mu. */
+static int with_failover(struct agent *a, attempt_fn attempt, void *arg, long *status, struct bc_error *err)
+{
+	int rc = bc_error_set(err, BC_ERR_INVALID, "no server URL");
+	pthread_mutex_lock(&a->mu);
+	size_t n = a->nservers, start = server_first(a);
+	pthread_mutex_unlock(&a->mu);
+	for (size_t k = 0; k < n; k++) {
+		size_t i = (start + k) % n;
+		bool sent = false;
+		bc_error_clear(err);
+		*status = 0;
+		rc = attempt(a, a->servers[i], arg, status, &sent, err);
+		if (sent && (rc != BC_OK || *status >= 500)) {
+			if (n > 1)
+				bc_log_warn("agent: server %s: %s%s", a->servers[i], rc != BC_OK ? err->msg : "answered 5xx",
+				    k + 1 < n ? "; trying the next one" : "");
+			continue;
+		}
+		if (sent) {
+			pthread_mutex_lock(&a->mu);
+			if (a->active != i) {
+				bc_log_info("agent: using server %s", a->servers[i]);
+				bc_metrics_count("agent_server_switches", 1);
+				if (i)
+					a->retry_preferred_at = bc_now() + AGENT_FAILBACK_S;
+				a->active = i;
+			}
+			pthread_mutex_unlock(&a->mu);
+		}
+		break;
+	}
+	return rc;
+}
+
+/* A client-credentials token request signed by the host's key (object_id NULL) or an identity's. */
+struct form_attempt {
+	const char *object_id;
+	const char *first;  /* leading form fields: "scope=..." or "resource=..." */
+	bool v2;            /* the v2.0 endpoint */
+	json_t *body;       /* owned: the answer */
+};
+
+static struct agent_cred *cred_find(struct agent *a, const char *object_id);
+
+static int form_attempt(struct agent *a, const char *base, void *arg, long *status, bool *sent, struct bc_error *err)
+{
+	struct form_attempt *x = arg;
+	char url[1024];
+	struct bc_buf form = {0};
+	int rc;
+	json_decref(x->body);
+	x->body = NULL;
+	pthread_mutex_lock(&a->mu);
+	const struct agent_cred *c = x->object_id ? cred_find(a, x->object_id) : &a->host.cred;
+	if (!c || !c->key || !c->cert_pem || (x->object_id && !c->client_id[0])) {
+		pthread_mutex_unlock(&a->mu);
+		return bc_error_set(err, BC_ERR_UNAVAILABLE, "no credential for identity %s yet",
+				    x->object_id ? x->object_id : "of the host");
+	}
+	const char *tenant = x->object_id && c->tenant_id[0] ? c->tenant_id : a->host.tenant_id;
+	snprintf(url, sizeof(url), "%s/%s/oauth2/%s", base, tenant, x->v2 ? "v2.0/token" : "token");
+	rc = assertion_form(c, x->object_id ? c->client_id : a->host.client_id, url, x->first, &form, err);
+	pthread_mutex_unlock(&a->mu);
+	if (rc == BC_OK) {
+		*sent = true;
+		if (x->object_id)
+			bc_metrics_count("agent_upstream_token_requests", 1);
+		rc = post_form(a, url, bc_buf_cstr(&form), TOKEN_TIMEOUT_MS, status, &x->body, err);
+	}
+	bc_buf_wipe(&form);
+	return rc;
+}
+
 /* The host's management token, from cache or the v2 endpoint. Called with a->mu held; drops it
  * around the request. *token is a copy. */
 static int host_token(struct agent *a, char **token, struct bc_error *err)
@@ -135,33 +262,20 @@ static int host_token(struct agent *a, char **token, struct bc_error *err)
 		*token = strdup(a->host_token);
 		return *token ? BC_OK : bc_error_set(err, BC_ERR_NOMEM, "out of memory");
 	}
-	char url[1024];
-	snprintf(url, sizeof(url), "%s/%s/oauth2/v2.0/token", a->host.server_url, a->host.tenant_id);
-	struct bc_buf form = {0};
-	int rc = bc_buf_appends(&form, "scope=") ? BC_ERR_NOMEM : BC_OK;
+	struct bc_buf first = {0};
 	char scope[BC_LIMIT_RESOURCE + 16];
 	snprintf(scope, sizeof(scope), "%s.default", a->host.management_resource);
-	if (rc == BC_OK && bc_httpc_escape(scope, &form))
-		rc = BC_ERR_NOMEM;
-	if (rc != BC_OK) {
-		bc_buf_wipe(&form);
-		return bc_error_set(err, rc, "out of memory");
+	if (bc_buf_appends(&first, "scope=") || bc_httpc_escape(scope, &first)) {
+		bc_buf_release(&first);
+		return bc_error_set(err, BC_ERR_NOMEM, "out of memory");
 	}
-	struct bc_buf rest = {0};
-	rc = assertion_form(&a->host.cred, a->host.client_id, url, "", &rest, err);
-	if (rc == BC_OK && bc_buf_append(&form, rest.data, rest.len))
-		rc = bc_error_set(err, BC_ERR_NOMEM, "out of memory");
-	bc_buf_wipe(&rest);
-	if (rc != BC_OK) {
-		bc_buf_wipe(&form);
-		return rc;
-	}
+	struct form_attempt x = {.first = bc_buf_cstr(&first), .v2 = true};
 	long status = 0;
-	json_t *body = NULL;
 	pthread_mutex_unlock(&a->mu);
-	rc = post_form(a, url, bc_buf_cstr(&form), TOKEN_TIMEOUT_MS, &status, &body, err);
+	int rc = with_failover(a, form_attempt, &x, &status, err);
 	pthread_mutex_lock(&a->mu);
-	bc_buf_wipe(&form);
+	bc_buf_release(&first);
+	json_t *body = x.body;
 	struct imds_token t = {0};
 	if (rc == BC_OK && status != 200)
 		rc = token_error(status, body, err);
@@ -177,10 +291,46 @@ static int host_token(struct agent *a, char **token, struct bc_error *err)
 	return *token ? BC_OK : bc_error_set(err, BC_ERR_NOMEM, "out of memory");
 }
 
+struct call_attempt {
+	const char *method, *path, *const *headers, *text;
+	long timeout_ms;
+	json_t **out;
+};
+
+static int call_attempt(struct agent *a, const char *base, void *arg, long *status, bool *sent, struct bc_error *err)
+{
+	struct call_attempt *x = arg;
+	char url[2048];
+	json_decref(*x->out);
+	*x->out = NULL;
+	if ((size_t)snprintf(url, sizeof(url), "%s%s", base, x->path) >= sizeof(url))
+		return bc_error_set(err, BC_ERR_LIMIT, "request url too long");
+	struct bc_httpc_req req = {.method = x->method, .url = url, .headers = x->headers, .body = x->text,
+				   .body_len = x->text ? strlen(x->text) : 0,
+				   .ca_file = a->ca_path[0] ? a->ca_path : NULL,
+				   .timeout_ms = x->timeout_ms ? x->timeout_ms : CALL_TIMEOUT_MS};
+	struct bc_httpc_res res;
+	bc_httpc_res_init(&res);
+	*sent = true;
+	int rc = bc_httpc_do(&req, &res, err);
+	if (rc == BC_OK) {
+		*status = res.status;
+		if (res.status == 401) { /* the token may have been revoked or rotated: fetch anew next time */
+			pthread_mutex_lock(&a->mu);
+			free(a->host_token);
+			a->host_token = NULL;
+			pthread_mutex_unlock(&a->mu);
+		}
+		if (res.body.len && bc_json_parse(res.body.data, res.body.len, 0, x->out, NULL) != BC_OK)
+			*x->out = NULL;
+	}
+	bc_httpc_res_release(&res);
+	return rc;
+}
+
 int agent_call(struct agent *a, const char *method, const char *path, const json_t *body, long timeout_ms,
 	       long *status, json_t **out, struct bc_error *err)
 {
-	char url[2048];
 	char auth[BC_LIMIT_JWT_BYTES + 32];
 	char *token = NULL;
 	char *text = NULL;
@@ -188,7 +338,6 @@ int agent_call(struct agent *a, const char *method, const char *path, const json
 	int rc;
 	*out = NULL;
 	pthread_mutex_lock(&a->mu);
-	snprintf(url, sizeof(url), "%s%s", a->host.server_url, path);
 	rc = host_token(a, &token, err);
 	pthread_mutex_unlock(&a->mu);
 	if (rc != BC_OK)
@@ -199,24 +348,9 @@ int agent_call(struct agent *a, const char *method, const char *path, const json
 		rc = bc_error_set(err, BC_ERR_NOMEM, "out of memory");
 		goto done;
 	}
-	struct bc_httpc_req req = {.method = method, .url = url, .headers = headers, .body = text,
-				   .body_len = text ? strlen(text) : 0, .ca_file = a->ca_path[0] ? a->ca_path : NULL,
-				   .timeout_ms = timeout_ms ? timeout_ms : CALL_TIMEOUT_MS};
-	struct bc_httpc_res res;
-	bc_httpc_res_init(&res);
-	rc = bc_httpc_do(&req, &res, err);
-	if (rc == BC_OK) {
-		*status = res.status;
-		if (res.status == 401) { /* the token may have been revoked or rotated: fetch anew next time */
-			pthread_mutex_lock(&a->mu);
-			free(a->host_token);
-			a->host_token = NULL;
-			pthread_mutex_unlock(&a->mu);
-		}
-		if (res.body.len && bc_json_parse(res.body.data, res.body.len, 0, out, NULL) != BC_OK)
-			*out = NULL;
-	}
-	bc_httpc_res_release(&res);
+	struct call_attempt x = {.method = method, .path = path, .headers = headers, .text = text,
+				 .timeout_ms = timeout_ms, .out = out};
+	rc = with_failover(a, call_attempt, &x, status, err);
 done:
 	bc_wipe(auth, sizeof(auth));
 	if (token) {
@@ -261,19 +395,11 @@ int agent_enroll(struct agent *a, struct bc_error *err)
 		rc = bc_error_set(err, BC_ERR_NOMEM, "out of memory");
 		goto fail;
 	}
-	char url[1024];
-	snprintf(url, sizeof(url), "%s/badge/agent/v1/enroll", a->cfg.server_url);
 	static const char *const headers[] = {"Content-Type: application/json", "Accept: application/json", NULL};
-	struct bc_httpc_req hr = {.method = "POST", .url = url, .headers = headers, .body = text,
-				  .body_len = strlen(text), .ca_file = a->ca_path[0] ? a->ca_path : NULL,
-				  .timeout_ms = ENROLL_TIMEOUT_MS};
-	struct bc_httpc_res res;
-	bc_httpc_res_init(&res);
-	rc = bc_httpc_do(&hr, &res, err);
-	if (rc == BC_OK && res.body.len && bc_json_parse(res.body.data, res.body.len, 0, &resp, NULL) != BC_OK)
-		resp = NULL;
-	long status = res.status;
-	bc_httpc_res_release(&res);
+	struct call_attempt x = {.method = "POST", .path = "/badge/agent/v1/enroll", .headers = headers, .text = text,
+				 .timeout_ms = ENROLL_TIMEOUT_MS, .out = &resp};
+	long status = 0;
+	rc = with_failover(a, call_attempt, &x, &status, err);
 	if (rc != BC_OK)
 		goto fail;
 	if (status != 200 || !resp) {
@@ -405,33 +531,16 @@ int agent_fetch_token(void *ctx, const char *object_id, const char *resource, st
 		      struct bc_error *err)
 {
 	struct agent *a = ctx;
-	char url[1024];
-	struct bc_buf form = {0}, first = {0};
-	int rc;
+	struct bc_buf first = {0};
 	if (bc_buf_appends(&first, "resource=") || bc_httpc_escape(resource, &first)) {
 		bc_buf_release(&first);
 		return bc_error_set(err, BC_ERR_NOMEM, "out of memory");
 	}
-	pthread_mutex_lock(&a->mu);
-	struct agent_cred *c = cred_find(a, object_id);
-	if (!c || !c->key || !c->cert_pem || !c->client_id[0]) {
-		pthread_mutex_unlock(&a->mu);
-		bc_buf_release(&first);
-		return bc_error_set(err, BC_ERR_UNAVAILABLE, "no credential for identity %s yet", object_id);
-	}
-	snprintf(url, sizeof(url), "%s/%s/oauth2/token", a->host.server_url,
-		 c->tenant_id[0] ? c->tenant_id : a->host.tenant_id);
-	rc = assertion_form(c, c->client_id, url, bc_buf_cstr(&first), &form, err);
-	pthread_mutex_unlock(&a->mu);
-	bc_buf_release(&first);
-	if (rc != BC_OK) {
-		bc_buf_wipe(&form);
-		return rc;
-	}
+	struct form_attempt x = {.object_id = object_id, .first = bc_buf_cstr(&first)};
 	long status = 0;
-	json_t *body = NULL;
-	rc = post_form(a, url, bc_buf_cstr(&form), TOKEN_TIMEOUT_MS, &status, &body, err);
-	bc_buf_wipe(&form);
+	int rc = with_failover(a, form_attempt, &x, &status, err);
+	bc_buf_release(&first);
+	json_t *body = x.body;
 	if (rc == BC_OK && status != 200)
 		rc = token_error(status, body, err);
 	if (rc == BC_OK)

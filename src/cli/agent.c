@@ -13,21 +13,32 @@
 #include "core/util.h"
 
 #define MAX_ADOPT 64
+#define SERVERS_MAX 4096
 
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: badge agent --data-dir DIR [--server URL] [--join-token T | --join-token-file F]\n"
+		"usage: badge agent --data-dir DIR [--server URL[,URL...]]... [--join-token T | --join-token-file F]\n"
 		"                   [--ca-file PEM] [--hostname NAME] [--domain D] [--management-resource URL]\n"
 		"                   [--isolation auto|netns|appservice] [--netns-prefix P] [--netns-subnet A.B.0.0]\n"
 		"                   [--adopt NAME=/path/to/netns]... [--server-addr IP] [--rate N] [--concurrency N]\n"
 		"                   [--unlimited] [--key-type RSA|EC] [--sync-timeout S] [--threads N] [--log-level L]\n"
+		"                   [--ops-listen ADDRESS:PORT]\n"
 		"       badge agent status --data-dir DIR\n"
 		"       badge agent rotate-secret --data-dir DIR NAME\n"
 		"\n"
 		"Enrols this host with a join token on first start, then keeps its instances' identities and\n"
 		"serves each instance's metadata endpoint: inside the instance's network namespace on\n"
-		"169.254.169.254:80 (root), or on 127.0.0.1 with a per-instance secret (App Service flavour).\n");
+		"169.254.169.254:80 (root), or on 127.0.0.1 with a per-instance secret (App Service flavour).\n"
+		"\n"
+		"  --server URL        the server; several (comma-separated or repeated) are replicas in order of\n"
+		"                      preference: the agent uses the first that answers, moves to the next on a\n"
+		"                      connection failure or a 5xx, and tries the first again every %d s.\n"
+		"                      Without --server, the ones given at enrolment.\n"
+		"  --ops-listen A:P    serve /healthz, /readyz and /metrics (Prometheus) over plain HTTP on A:P\n"
+		"                      (e.g. 127.0.0.1:9464; port 0 picks one, shown by `badge agent status`);\n"
+		"                      off by default\n",
+		AGENT_FAILBACK_S);
 }
 
 static int ctl_command(const char *cmd, const char *dir, const char *name)
@@ -89,9 +100,10 @@ int cli_agent_main(int argc, char **argv)
 	size_t nadopt = 0;
 	char *token_from_file = NULL;
 	const char *cmd = NULL;
+	static char servers[SERVERS_MAX];
 	int rc = 1;
 	enum { O_SERVER = 256, O_JOIN, O_JOINF, O_CA, O_HOST, O_DOMAIN, O_MRES, O_ISO, O_PREFIX, O_SUBNET, O_ADOPT,
-	       O_SADDR, O_RATE, O_CONC, O_UNLIM, O_KEY, O_SYNC, O_THREADS, O_LOG, O_DIR };
+	       O_SADDR, O_RATE, O_CONC, O_UNLIM, O_KEY, O_SYNC, O_THREADS, O_LOG, O_DIR, O_OPS };
 	static const struct option opts[] = {
 		{"data-dir", required_argument, 0, O_DIR}, {"server", required_argument, 0, O_SERVER},
 		{"join-token", required_argument, 0, O_JOIN}, {"join-token-file", required_argument, 0, O_JOINF},
@@ -103,6 +115,7 @@ int cli_agent_main(int argc, char **argv)
 		{"concurrency", required_argument, 0, O_CONC}, {"unlimited", no_argument, 0, O_UNLIM},
 		{"key-type", required_argument, 0, O_KEY}, {"sync-timeout", required_argument, 0, O_SYNC},
 		{"threads", required_argument, 0, O_THREADS}, {"log-level", required_argument, 0, O_LOG},
+		{"ops-listen", required_argument, 0, O_OPS},
 		{"help", no_argument, 0, 'h'}, {0, 0, 0, 0},
 	};
 	if (argc > 1 && (!strcmp(argv[1], "status") || !strcmp(argv[1], "rotate-secret"))) {
@@ -115,7 +128,17 @@ int cli_agent_main(int argc, char **argv)
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (c) {
 		case O_DIR: cfg.data_dir = optarg; break;
-		case O_SERVER: cfg.server_url = optarg; break;
+		case O_SERVER: /* repeated: one comma-separated list */
+			if (strlen(servers) + strlen(optarg) + 2 > sizeof(servers)) {
+				rc = cli_fail("too many --server URLs");
+				goto done;
+			}
+			if (servers[0])
+				strcat(servers, ",");
+			strcat(servers, optarg);
+			cfg.server_url = servers;
+			break;
+		case O_OPS: cfg.ops_listen = optarg; break;
 		case O_JOIN: cfg.join_token = optarg; break;
 		case O_JOINF:
 			if (read_token_file(optarg, &token_from_file))

@@ -10,14 +10,8 @@
 #include "core/http.h"
 #include "core/log.h"
 #include "core/metrics.h"
+#include "core/ops.h"
 #include "core/store.h"
-
-static void healthz(struct bc_http_req *req, struct bc_http_res *res, void *ctx)
-{
-	(void)req;
-	(void)ctx;
-	bc_http_res_text(res, 200, "text/plain; charset=utf-8", "ok\n");
-}
 
 static void readyz(struct bc_http_req *req, struct bc_http_res *res, void *ctx)
 {
@@ -33,33 +27,14 @@ static void readyz(struct bc_http_req *req, struct bc_http_res *res, void *ctx)
 		why = "starting";
 	else if (bc_store_get_int(o->st, NULL, "SELECT 1", NULL, 0, &one, &found, &err) != BC_OK || !found)
 		why = "store unreachable";
-	if (why) {
-		bc_http_res_json(res, 503, json_pack("{s:s, s:s}", "status", "not ready", "reason", why));
-		return;
-	}
-	bc_http_res_json(res, 200,
-			 json_pack("{s:s, s:s, s:s}", "status", "ready", "store", bc_store_backend(o->st),
-				   "keys", "loaded"));
-}
-
-static void metrics(struct bc_http_req *req, struct bc_http_res *res, void *ctx)
-{
-	(void)req;
-	(void)ctx;
-	struct bc_buf b = {0};
-	if (bc_metrics_render(&b) != BC_OK || bc_buf_appendc(&b, '\0') != BC_OK) {
-		bc_buf_release(&b);
-		bc_http_res_json(res, 500, NULL);
-		return;
-	}
-	bc_http_res_text(res, 200, "text/plain; version=0.0.4; charset=utf-8", b.data);
-	bc_buf_release(&b);
+	bc_ops_ready_reply(res, why,
+			   why ? NULL : json_pack("{s:s, s:s}", "store", bc_store_backend(o->st), "keys", "loaded"));
 }
 
 static const struct bc_route ops_routes[] = {
-	{"GET", "/healthz", healthz, NULL, 0},
+	{"GET", "/healthz", bc_ops_healthz, NULL, 0},
 	{"GET", "/readyz", readyz, NULL, 0},
-	{"GET", "/metrics", metrics, NULL, 0},
+	{"GET", "/metrics", bc_ops_metrics, NULL, 0},
 };
 
 int server_ops_mount(struct bc_http_server *srv, struct server_ops *o)

@@ -12,6 +12,7 @@
 
 #include "core/json.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "core/util.h"
 #include "directory/dirint.h"
 
@@ -273,6 +274,7 @@ int dir_token_verify(struct dir *d, const char *token, size_t len, const char *t
 		fresh = s->epoch == epoch;
 	}
 	pthread_mutex_unlock(lock);
+	bc_metrics_count(hit ? "directory_token_cache_hits" : "directory_token_cache_misses", 1);
 
 	int rc;
 	if (!hit && (rc = verify_full(d, token, len, &c, err)))

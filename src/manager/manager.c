@@ -7,6 +7,7 @@
 #include <time.h>
 #include "core/json.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "core/util.h"
 #include "manager/mgr_int.h"
 
@@ -710,10 +711,12 @@ static int vault_with(struct mgr *m, const char *vault_name, void (*fn)(const st
 	if (e->gen == m->gen && e->key[0] && !strcmp(e->key, key)) {
 		fn(e, ctx);
 		pthread_mutex_unlock(&m->mu);
+		bc_metrics_count("manager_vault_cache_hits", 1);
 		return BC_OK;
 	}
 	uint64_t gen = m->gen;
 	pthread_mutex_unlock(&m->mu);
+	bc_metrics_count("manager_vault_cache_misses", 1);
 
 	int st = vault_load(m, key, &fresh, err);
 	if (st != BC_OK)

@@ -444,6 +444,7 @@ int cli_server_main(int argc, char **argv)
 		return 0;
 	}
 	server_install_signals();
+	bc_log_set_buffered();
 	int rc = server_run(&conf, NULL, &err);
 	bc_config_release(&conf, server_conf_spec, server_conf_nspec);
 	if (rc)

@@ -13,6 +13,9 @@ int bc_log_level(void);
 /* "debug", "info", "warn", "error", "off"; returns -1 when unknown. */
 int bc_log_parse_level(const char *s);
 void bc_log_set_json(bool json); /* one JSON object per line instead of text */
+/* Buffers stderr, flushed every 100 ms by a thread and at once for warnings and errors (servers:
+ * one write per access line is a measurable share of a cached request). Call before any output. */
+void bc_log_set_buffered(void);
 
 void bc_log(int level, const char *reqid, const char *fmt, ...) BC_PRINTF(3, 4);
 #define bc_log_debug(...) bc_log(BC_LOG_DEBUG, NULL, __VA_ARGS__)

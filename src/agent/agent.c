@@ -457,6 +457,48 @@ static int seconds_to_renewal(struct agent *a, int cap)
 	return due - now < 1 ? 1 : (int)(due - now);
 }
 
+static bool instances_hold(const struct agent_instance *in, const char *object_id)
+{
+	for (; in; in = in->next)
+		for (size_t i = 0; i < in->nids; i++)
+			if (!strcmp(in->ids[i].object_id, object_id))
+				return true;
+	return false;
+}
+
+/* Unlinks the credentials that no instance (of a->instances or of the list extra) holds and
+ * removes their files, under a->mu: an instance never looks gone (agent status) while the keys
+ * of its identities are still on disk. Returns them for creds_free_gone. */
+static struct agent_cred *creds_unlink_unwanted(struct agent *a, const struct agent_instance *extra)
+{
+	struct agent_cred *gone = NULL;
+	for (struct agent_cred **pp = &a->creds; *pp;) {
+		struct agent_cred *c = *pp;
+		if (instances_hold(a->instances, c->object_id) || instances_hold(extra, c->object_id)) {
+			pp = &c->next;
+			continue;
+		}
+		*pp = c->next;
+		c->next = gone;
+		gone = c;
+		agent_cred_remove_files(a, c->object_id);
+	}
+	return gone;
+}
+
+/* Forgets the cached tokens of unlinked credentials and frees them (without a->mu). */
+static void creds_free_gone(struct agent *a, struct agent_cred *gone)
+{
+	while (gone) {
+		struct agent_cred *c = gone;
+		gone = c->next;
+		tc_forget(a->tc, c->object_id);
+		bc_log_info("agent: identity %s left this host; its key is forgotten", c->object_id);
+		agent_cred_release(c);
+		free(c);
+	}
+}
+
 /* Issues missing and renews half-expired identity certificates; forgets unwanted ones. Returns
  * false when something failed and should be retried. */
 static bool creds_reconcile(struct agent *a, bool issue)
@@ -487,27 +529,9 @@ static bool creds_reconcile(struct agent *a, bool issue)
 					memcpy(todo[ntodo++], id->object_id, 37);
 			}
 		}
-	for (struct agent_cred **pp = &a->creds; *pp;) {
-		struct agent_cred *c = *pp;
-		if (c->wanted) {
-			pp = &c->next;
-			continue;
-		}
-		*pp = c->next;
-		c->next = gone;
-		gone = c;
-	}
+	gone = creds_unlink_unwanted(a, NULL);
 	pthread_mutex_unlock(&a->mu);
-
-	while (gone) {
-		struct agent_cred *c = gone;
-		gone = c->next;
-		tc_forget(a->tc, c->object_id);
-		agent_cred_remove_files(a, c->object_id);
-		bc_log_info("agent: identity %s left this host; its key is forgotten", c->object_id);
-		agent_cred_release(c);
-		free(c);
-	}
+	creds_free_gone(a, gone);
 	for (size_t k = 0; k < ntodo; k++) {
 		struct agent_cred fresh = {0};
 		struct bc_error err = {0};
@@ -618,7 +642,9 @@ static bool apply_sync(struct agent *a, json_t *doc, bool issue)
 		in->next = gone;
 		gone = in;
 	}
+	struct agent_cred *gone_creds = creds_unlink_unwanted(a, fresh);
 	pthread_mutex_unlock(&a->mu);
+	creds_free_gone(a, gone_creds);
 
 	while (gone) {
 		struct agent_instance *in = gone;
@@ -831,11 +857,13 @@ static int choose_isolation(struct agent *a, struct bc_error *err)
 	return BC_OK;
 }
 
-static void settle_names(struct agent *a)
+/* Returns true when the server list changed (to be saved). */
+static bool settle_names(struct agent *a)
 {
 	struct agent_host *h = &a->host;
-	if (a->cfg.server_url && strcmp(a->cfg.server_url, h->server_url) != 0)
-		snprintf(h->server_url, sizeof(h->server_url), "%s", a->cfg.server_url); /* checked by agent_start */
+	bool changed = a->cfg.server_url && strcmp(a->cfg.server_url, h->server_url) != 0;
+	if (changed) /* the length was checked by agent_start */
+		snprintf(h->server_url, sizeof(h->server_url), "%s", a->cfg.server_url);
 	if (a->cfg.domain)
 		snprintf(h->domain, sizeof(h->domain), "%s", a->cfg.domain);
 	if (!h->domain[0])
@@ -844,6 +872,7 @@ static void settle_names(struct agent *a)
 		snprintf(h->management_resource, sizeof(h->management_resource), "%s", a->cfg.management_resource);
 	if (!h->management_resource[0])
 		snprintf(h->management_resource, sizeof(h->management_resource), "https://management.%s/", h->domain);
+	return changed;
 }
 
 int agent_start(struct agent *a, struct bc_error *err)
@@ -883,7 +912,8 @@ int agent_start(struct agent *a, struct bc_error *err)
 	} else if (a->cfg.join_token) {
 		bc_log_info("agent: already enrolled as %s; the join token is not used", a->host.host_name);
 	}
-	settle_names(a);
+	if (settle_names(a) && (rc = agent_host_save(a, err)) != BC_OK)
+		return bc_error_wrap(err, "saving the server list");
 	if ((rc = agent_creds_load(a, err)) != BC_OK)
 		return rc;
 	if ((rc = tc_new(&a->tc, agent_fetch_token, a, 0)) != BC_OK)

@@ -232,67 +232,9 @@ static void uai_get(struct bc_http_req *req, struct bc_http_res *res, void *ctx)
 	mgr_item_handler(req, res, ctx, &item_type);
 }
 
-struct list_ctx {
-	struct arm *a;
-	json_t *arr;
-};
-
-static int list_row(void *ctx, const struct bc_row *row)
-{
-	struct list_ctx *l = ctx;
-	struct mgr_res r = {0};
-	snprintf(r.id, sizeof(r.id), "%s", bc_row_text(row, 0));
-	snprintf(r.name, sizeof(r.name), "%s", bc_row_text(row, 1));
-	if (!arm_can(l->a, A_READ, r.id))
-		return 0;
-	r.body = json_loads(bc_row_text(row, 2), 0, NULL);
-	if (r.body)
-		json_array_append_new(l->arr, uai_json(&r));
-	mgr_res_release(&r);
-	return 0;
-}
-
 static void uai_list(struct bc_http_req *req, struct bc_http_res *res, void *ctx)
 {
-	struct arm a;
-	struct bc_error err = {0};
-	char sub[64], rgk[96] = "";
-	if (!arm_begin(&a, ctx, req, res))
-		return;
-	if (!arm_sub_ok(&a, req->captures[0]))
-		goto out;
-	(void)mgr_lower(req->captures[0], sub, sizeof(sub));
-	struct list_ctx l = {&a, json_array()};
-	int st;
-	if (req->ncaptures > 1) {
-		bool exists = false;
-		(void)mgr_lower(req->captures[1], rgk, sizeof(rgk));
-		if (mgr_group_exists(a.m, NULL, sub, req->captures[1], NULL, 0, false, &exists, &err) != BC_OK ||
-		    !exists) {
-			json_decref(l.arr);
-			if (err.status)
-				arm_error_from(res, &err);
-			else
-				arm_error(res, 404, "ResourceGroupNotFound", "Resource group '%s' could not be found.",
-					  req->captures[1]);
-			goto out;
-		}
-		st = bc_store_exec(a.m->st, NULL,
-				   "SELECT id, name, body FROM mgr_resources WHERE sub = ? AND rg = ? AND type = ? ORDER BY key",
-				   (struct bc_param[]){BC_PTEXT(sub), BC_PTEXT(rgk), BC_PTEXT(MGR_T_UAI)}, 3, list_row, &l,
-				   NULL, &err);
-	} else {
-		st = bc_store_exec(a.m->st, NULL, "SELECT id, name, body FROM mgr_resources WHERE sub = ? AND type = ? ORDER BY key",
-				   (struct bc_param[]){BC_PTEXT(sub), BC_PTEXT(MGR_T_UAI)}, 2, list_row, &l, NULL, &err);
-	}
-	if (st != BC_OK) {
-		json_decref(l.arr);
-		arm_error_from(res, &err);
-		goto out;
-	}
-	arm_json(&a, 200, json_pack("{s:o}", "value", l.arr));
-out:
-	arm_end(&a);
+	mgr_list_handler(req, res, ctx, MGR_T_UAI, A_READ, uai_shape);
 }
 
 const struct bc_route mgr_uai_routes[] = {

@@ -10,6 +10,11 @@
 #   bt_topo_host NAME        registers host NAME, prints a join token for it
 #   bt_topo_agent DIR SUBNET [ARGS]   starts `badge agent` in T with netns isolation, data in
 #                            DIR, instance links in SUBNET (e.g. 10.241.0.0); sets APID
+#   bt_topo_seed GROUP SUBNET ADMIN_PERMS   the seed scenario's setup: host h1 and its agent,
+#                            group GROUP, instance vm1 (system-assigned identity, OID), vault
+#                            seedkv (KV) whose policies give the administrator ADMIN_PERMS (JSON)
+#                            and vm1 secrets get/list, secret db-password = s3cr3t-seed; waits
+#                            until vm1 has its credential and resolves the vault; in_vm CMD...
 # Servers and agents are started with `ip netns exec` directly (not through a shell function),
 # so that bt_stop's signal reaches them.
 
@@ -77,3 +82,31 @@ bt_topo_agent() {
 	bt_cleanup bt_stop "$APID"
 	_bt_logs+=("$dir.log")
 }
+
+bt_topo_seed() {
+	local group=$1 subnet=$2 admin_perms=$3 join
+	join=$(bt_topo_host h1)
+	bt_topo_agent "$A" "$subnet" --join-token "$join"
+	mgmt PUT "/subscriptions/$SUB/resourcegroups/$group?api-version=2021-04-01" '{"location":"local"}' >/dev/null
+	VM="/subscriptions/$SUB/resourceGroups/$group/providers/Microsoft.Compute/virtualMachines"
+	OID=$(mgmt PUT "$VM/vm1?$AV" '{"location":"local","identity":{"type":"SystemAssigned"},"properties":{"hostId":"h1"}}' |
+		jq -r .identity.principalId)
+	[[ $OID =~ ^[0-9a-f-]{36}$ ]] || bt_fail "instance without a principal"
+	KV="/subscriptions/$SUB/resourceGroups/$group/providers/Microsoft.KeyVault/vaults/seedkv"
+	mgmt PUT "$KV?api-version=2023-07-01" "{\"location\":\"local\",\"properties\":{\"tenantId\":\"$TENANT\",
+		\"sku\":{\"family\":\"A\",\"name\":\"standard\"},\"accessPolicies\":[
+		{\"tenantId\":\"$TENANT\",\"objectId\":\"$ADMIN_OID\",\"permissions\":$admin_perms},
+		{\"tenantId\":\"$TENANT\",\"objectId\":\"$OID\",\"permissions\":{\"secrets\":[\"get\",\"list\"]}}]}}" >/dev/null
+	inT env BADGE_DATA_DIR="$S" "$BADGE_BIN" keyvault secret set --vault-name seedkv --name db-password --value s3cr3t-seed \
+		>/dev/null || bt_fail "operator could not set the secret"
+	# defined here, not at source time: tests without the seed keep their own in_vm NAME CMD
+	in_vm() { "$BADGE_BIN" vm exec --data-dir "$A" vm1 -- "$@"; }
+	bt_wait_for _bt_topo_vm1_ready
+	bt_wait_for _bt_topo_vm1_resolves
+}
+
+_bt_topo_vm1_ready() {
+	"$BADGE_BIN" agent status --data-dir "$A" 2>/dev/null |
+		jq -e '.instances[] | select(.name == "vm1") | .identities | length > 0 and all(.credential)' >/dev/null
+}
+_bt_topo_vm1_resolves() { in_vm getent hosts "seedkv.$BADGE_VAULT_SUFFIX" >/dev/null; }

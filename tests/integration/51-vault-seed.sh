@@ -14,30 +14,8 @@ source "$BADGE_SRC/tests/topology.sh"
 bt_topo_begin 51
 bt_topo_server
 
-# host, agent, instance with a system-assigned identity
-JOIN=$(bt_topo_host h1)
-bt_topo_agent "$A" 10.242.0.0 --join-token "$JOIN"
-mgmt PUT "/subscriptions/$SUB/resourcegroups/rg51?api-version=2021-04-01" '{"location":"local"}' >/dev/null
-VM="/subscriptions/$SUB/resourceGroups/rg51/providers/Microsoft.Compute/virtualMachines"
-OID=$(mgmt PUT "$VM/vm1?$AV" '{"location":"local","identity":{"type":"SystemAssigned"},"properties":{"hostId":"h1"}}' |
-	jq -r .identity.principalId)
-[[ $OID =~ ^[0-9a-f-]{36}$ ]] || bt_fail "instance without a principal"
-
-# the vault: the operator may set, the instance may get
-KV="/subscriptions/$SUB/resourceGroups/rg51/providers/Microsoft.KeyVault/vaults/seedkv"
-mgmt PUT "$KV?api-version=2023-07-01" "{\"location\":\"local\",\"properties\":{\"tenantId\":\"$TENANT\",
-	\"sku\":{\"family\":\"A\",\"name\":\"standard\"},\"accessPolicies\":[
-	{\"tenantId\":\"$TENANT\",\"objectId\":\"$ADMIN_OID\",\"permissions\":{\"secrets\":[\"all\"]}},
-	{\"tenantId\":\"$TENANT\",\"objectId\":\"$OID\",\"permissions\":{\"secrets\":[\"get\",\"list\"]}}]}}" >/dev/null
-inT env BADGE_DATA_DIR="$S" "$BADGE_BIN" keyvault secret set --vault-name seedkv --name db-password --value s3cr3t-seed \
-	>/dev/null || bt_fail "operator could not set the secret"
-
-status() { "$BADGE_BIN" agent status --data-dir "$A" 2>/dev/null; }
-ready() { status | jq -e '.instances[] | select(.name == "vm1") | .identities | length > 0 and all(.credential)' >/dev/null; }
-bt_wait_for ready
-in_vm() { "$BADGE_BIN" vm exec --data-dir "$A" vm1 -- "$@"; }
-resolves() { in_vm getent hosts "seedkv.$BADGE_VAULT_SUFFIX" >/dev/null; }
-bt_wait_for resolves
+# host, agent, instance with a system-assigned identity, vault with policies, the secret
+bt_topo_seed rg51 10.242.0.0 '{"secrets":["all"]}'
 
 # inside the instance: the real SecretClient + ManagedIdentityCredential, no overrides
 read_js='

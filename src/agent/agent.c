@@ -106,14 +106,13 @@ static void h_token(struct bc_http_req *req, struct bc_http_res *res, void *ctx)
 		token_failure(res, &err, req->request_id);
 		goto done;
 	}
-	json_t *body = imds_token_body(&tok, cid, q.resource, bc_now());
+	int rc = imds_token_body(&tok, cid, q.resource, bc_now(), bc_http_res_raw(res, 200, NULL));
 	imds_token_release(&tok);
-	if (!body) {
+	if (rc != BC_OK) {
 		rej = (struct imds_reject){400, "invalid_resource", "The resource is not valid", false};
 		imds_reply_reject(res, &rej);
 		goto done;
 	}
-	bc_http_res_json(res, 200, body);
 	bc_metrics_count("agent_imds_tokens_served", 1);
 done:
 	imds_limiter_leave(&in->lim);

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "core/json.h"
 #include "core/util.h"
 
 /* IMDS api-versions, oldest first. Identity tokens need 2018-02-01 or later. */
@@ -250,35 +251,38 @@ int imds_token_copy(struct imds_token *dst, const struct imds_token *src)
 	return BC_OK;
 }
 
-static json_t *num_str(int64_t v)
-{
-	char b[24];
-	snprintf(b, sizeof(b), "%lld", (long long)v);
-	return json_string(b);
-}
-
-json_t *imds_token_body(const struct imds_token *t, const char *client_id, const char *resource, int64_t now)
+int imds_token_body(const struct imds_token *t, const char *client_id, const char *resource, int64_t now,
+		    struct bc_buf *out)
 {
 	int64_t expires_in = t->expires_on - now;
 	if (expires_in < 0)
 		expires_in = 0;
 	int64_t ext = t->ext_expires_in > 0 ? t->ext_expires_in : expires_in;
-	json_t *o = json_object();
-	if (!o)
-		return NULL;
-	json_object_set_new(o, "access_token", json_string(t->access_token));
-	json_object_set_new(o, "client_id", json_string(client_id));
-	json_object_set_new(o, "expires_in", num_str(expires_in));
-	json_object_set_new(o, "expires_on", num_str(t->expires_on));
-	json_object_set_new(o, "ext_expires_in", num_str(ext));
-	json_object_set_new(o, "not_before", num_str(t->not_before));
-	json_object_set_new(o, "resource", json_string(resource));
-	json_object_set_new(o, "token_type", json_string("Bearer"));
-	if (json_object_size(o) != 8) { /* a NULL value (bad UTF-8 in resource) was not stored */
-		json_decref(o);
-		return NULL;
+	const char *tok = t->access_token ? t->access_token : "";
+	size_t before = out->len;
+	/* Written directly, in IMDS's key order: this is the hot path of a cached token, and the
+	 * access token (over a kilobyte) would otherwise be validated and escaped twice. */
+	int rc = bc_buf_append(out, "{\"access_token\":", 16);
+	if (rc == BC_OK)
+		rc = bc_json_put_str(out, tok, strlen(tok));
+	if (rc == BC_OK)
+		rc = bc_buf_append(out, ",\"client_id\":", 13);
+	if (rc == BC_OK)
+		rc = bc_json_put_str(out, client_id, strlen(client_id));
+	if (rc == BC_OK)
+		rc = bc_buf_appendf(out, ",\"expires_in\":\"%lld\",\"expires_on\":\"%lld\",\"ext_expires_in\":\"%lld\","
+				    "\"not_before\":\"%lld\",\"resource\":",
+				    (long long)expires_in, (long long)t->expires_on, (long long)ext, (long long)t->not_before);
+	if (rc == BC_OK)
+		rc = bc_json_put_str(out, resource, strlen(resource));
+	if (rc == BC_OK)
+		rc = bc_buf_appends(out, ",\"token_type\":\"Bearer\"}");
+	if (rc != BC_OK) {
+		out->len = before;
+		if (out->data)
+			out->data[before] = '\0';
 	}
-	return o;
+	return rc;
 }
 
 json_t *imds_error_body(const struct imds_reject *rej)

@@ -84,8 +84,10 @@ struct imds_token {
 void imds_token_release(struct imds_token *t);
 int imds_token_copy(struct imds_token *dst, const struct imds_token *src) BC_MUST_CHECK;
 
-/* The success body, every value a string; resource echoed as given. */
-json_t *imds_token_body(const struct imds_token *t, const char *client_id, const char *resource, int64_t now);
+/* Appends the success body, every value a string, resource echoed as given. BC_ERR_INVALID
+ * when a string is not UTF-8 (out then unchanged). */
+int imds_token_body(const struct imds_token *t, const char *client_id, const char *resource, int64_t now,
+		    struct bc_buf *out) BC_MUST_CHECK;
 /* The error body {error, error_description} (+ newest-versions). */
 json_t *imds_error_body(const struct imds_reject *rej);
 /* Fills res from rej: JSON body, status, Retry-After when 429. */

@@ -24,6 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "core/error.h"
+#include "core/json.h"
 #include "core/log.h"
 #include "core/util.h"
 
@@ -214,15 +215,23 @@ void bc_http_res_json(struct bc_http_res *res, int status, json_t *body)
 	res_body_reset(res);
 	if (!body)
 		return;
-	char *s = json_dumps(body, JSON_COMPACT);
+	int rc = bc_json_dump(body, &res->body);
 	json_decref(body);
-	if (!s || bc_buf_appends(&res->body, s) != BC_OK) {
+	if (rc != BC_OK) {
 		bc_log_error("http: cannot serialise a response body");
 		res_body_reset(res);
 		res->status = 500;
 		res->body_set = false;
 	}
-	free(s);
+}
+
+struct bc_buf *bc_http_res_raw(struct bc_http_res *res, int status, const char *content_type)
+{
+	res->status = status;
+	res->content_type = content_type;
+	res->body_set = true;
+	res_body_reset(res);
+	return &res->body;
 }
 
 void bc_http_res_text(struct bc_http_res *res, int status, const char *content_type, const char *text)

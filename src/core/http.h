@@ -78,6 +78,9 @@ int bc_http_res_header(struct bc_http_res *res, const char *key, const char *val
 /* Sets status and a JSON body. Steals the reference to body (may be NULL: empty body). */
 void bc_http_res_json(struct bc_http_res *res, int status, json_t *body);
 void bc_http_res_text(struct bc_http_res *res, int status, const char *content_type, const char *text);
+/* Sets status and content type (static; NULL = JSON) and returns the emptied body for the
+ * caller to write into (a handler that renders its own JSON). */
+struct bc_buf *bc_http_res_raw(struct bc_http_res *res, int status, const char *content_type);
 
 typedef void (*bc_http_handler)(struct bc_http_req *req, struct bc_http_res *res, void *ctx);
 

@@ -65,10 +65,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (idx < 0 && rej.status != 400)
 			abort(); /* never a 404 */
 		struct imds_token t = {.access_token = "x.y.z", .expires_on = 200, .not_before = 100};
-		json_t *b = imds_token_body(&t, "c", q.resource, 100);
-		if (b && strcmp(json_string_value(json_object_get(b, "resource")), q.resource) != 0)
+		struct bc_buf out = {0};
+		if (imds_token_body(&t, "c", q.resource, 100, &out) == BC_OK) {
+			json_t *b = json_loadb(out.data, out.len, 0, NULL);
+			if (!b || strcmp(json_string_value(json_object_get(b, "resource")), q.resource) != 0)
+				abort();
+			json_decref(b);
+		} else if (out.len) {
 			abort();
-		json_decref(b);
+		}
+		bc_buf_release(&out);
 	} else {
 		json_t *b = imds_error_body(&rej);
 		if (!rej.status || !rej.error || !rej.description)

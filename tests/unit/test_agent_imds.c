@@ -189,19 +189,34 @@ TEST(identity_selection)
 TEST(success_body_all_strings)
 {
 	struct imds_token t = {.access_token = "eyJ.x.y", .expires_on = 1000 + 86399, .not_before = 999};
-	json_t *b = imds_token_body(&t, "cid", "https://vault.badge.internal:8443", 1000);
+	struct bc_buf out = {0};
+	REQUIRE(imds_token_body(&t, "cid", "https://vault.badge.internal:8443", 1000, &out) == BC_OK);
+	json_t *b = json_loadb(out.data, out.len, JSON_REJECT_DUPLICATES, NULL);
 	REQUIRE(b);
 	const char *keys[] = {"access_token", "client_id", "expires_in", "expires_on", "ext_expires_in",
 			      "not_before", "resource", "token_type"};
 	CHECK_EQ_INT(json_object_size(b), 8);
 	for (size_t i = 0; i < 8; i++)
 		CHECK(json_is_string(json_object_get(b, keys[i])));
+	/* IMDS's key order, as the clients have seen it */
+	CHECK(strncmp(out.data, "{\"access_token\":\"eyJ.x.y\",\"client_id\":\"cid\",\"expires_in\"", 56) == 0);
 	CHECK_STR(json_string_value(json_object_get(b, "expires_in")), "86399");
 	CHECK_STR(json_string_value(json_object_get(b, "expires_on")), "87399");
 	CHECK_STR(json_string_value(json_object_get(b, "resource")), "https://vault.badge.internal:8443");
 	CHECK_STR(json_string_value(json_object_get(b, "token_type")), "Bearer");
 	CHECK(!json_object_get(b, "error") && !json_object_get(b, "message"));
 	json_decref(b);
+	/* a resource that is not UTF-8 is refused and nothing is written; quotes are escaped */
+	size_t len = out.len;
+	CHECK(imds_token_body(&t, "cid", "https://x\xff", 1000, &out) == BC_ERR_INVALID);
+	CHECK_EQ_INT(out.len, len);
+	bc_buf_reset(&out);
+	REQUIRE(imds_token_body(&t, "cid", "a\"b\\c\n", 1000, &out) == BC_OK);
+	b = json_loadb(out.data, out.len, 0, NULL);
+	REQUIRE(b);
+	CHECK_STR(json_string_value(json_object_get(b, "resource")), "a\"b\\c\n");
+	json_decref(b);
+	bc_buf_release(&out);
 }
 
 static int64_t fake_now;

@@ -189,5 +189,50 @@ TEST(dump_and_setters)
 	CHECK(bc_json_dumps(NULL) == NULL);
 }
 
+TEST(dump_matches_jansson)
+{
+	/* bc_json_dump writes jansson's compact bytes: escapes, key order, numbers, nesting. */
+	static const char *const docs[] = {
+		"{\"a\":\"q\\\"b\\\\s\\/l\\b\\f\\n\\r\\t\\u0001\\u001f\\u007f\",\"n\":-9223372036854775808,"
+		"\"r\":1.5,\"e\":1e300,\"z\":0.1,\"t\":true,\"f\":false,\"0\":null,\"u\":\"\xc3\xa9\xe2\x80\xa8\xf0\x9f\x98\x80\"}",
+		"[[],{},[{}],\"\",0,-0.0,12345678901234567890e-30]",
+		"{\"k\\\"\\n\":{\"x\":[1,2,{\"y\":\"z\"}]},\"b\":\"\",\"a\":[]}",
+		"\"solo\"", "42", "null",
+	};
+	for (size_t i = 0; i < sizeof(docs) / sizeof(docs[0]); i++) {
+		json_error_t je;
+		json_t *j = json_loads(docs[i], JSON_DECODE_ANY, &je);
+		REQUIRE(j);
+		char *want = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY);
+		struct bc_buf b = {0};
+		CHECK_EQ_INT(bc_json_dump(j, &b), BC_OK);
+		CHECK_STR(bc_buf_cstr(&b), want);
+		free(want);
+		bc_buf_release(&b);
+		json_decref(j);
+	}
+}
+
+TEST(put_str_checks_utf8)
+{
+	struct bc_buf b = {0};
+	CHECK_EQ_INT(bc_json_put_str(&b, "a\"\\\x01", 4), BC_OK);
+	CHECK_STR(bc_buf_cstr(&b), "\"a\\\"\\\\\\u0001\"");
+	bc_buf_reset(&b);
+	CHECK_EQ_INT(bc_json_put_str(&b, "\xc3\xa9\xf4\x8f\xbf\xbf", 6), BC_OK); /* é, U+10FFFF */
+	size_t len = b.len;
+	static const char *const bad[] = {
+		"\xff", "\xc3", "\xc0\x80" /* overlong NUL */, "\xe0\x80\xaf" /* overlong / */,
+		"\xed\xa0\x80" /* surrogate */, "\xf4\x90\x80\x80" /* past U+10FFFF */, "a\x80",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		CHECK_EQ_INT(bc_json_put_str(&b, bad[i], strlen(bad[i])), BC_ERR_INVALID);
+		CHECK_EQ_INT(b.len, len); /* nothing written */
+		CHECK(json_string(bad[i]) == NULL); /* jansson agrees */
+	}
+	bc_buf_release(&b);
+}
+
 TEST_MAIN(T(parse_ok_and_getters), T(rejects_duplicate_keys), T(rejects_malformed),
-	  T(error_does_not_quote_input), T(size_cap), T(depth_cap), T(dump_and_setters))
+	  T(error_does_not_quote_input), T(size_cap), T(depth_cap), T(dump_and_setters),
+	  T(dump_matches_jansson), T(put_str_checks_utf8))

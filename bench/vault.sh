@@ -8,7 +8,8 @@
 # usage: bench/vault.sh [RUNS] [SECONDS] [BIG]     (BIG=0 skips the large vault)
 #   env: BADGE_BUILD (default build/perf), THREADS (server pool, default 2), CONNS (64),
 #        SERVER_ARGS (extra server flags, e.g. "--log-level warn"),
-#        PROFILE=FILE: perf record -g the server during the first badge round into FILE
+#        PROFILE=FILE: perf record -g the server during the first badge round into FILE,
+#        HOLD=FILE: set up, write url/token/cafile/server_pid to FILE, wait until FILE is removed
 set -euo pipefail
 RUNS=${1:-3}
 SECS=${2:-10}
@@ -129,6 +130,13 @@ nginx -p "$tmp/nginx" -c "$tmp/nginx/nginx.conf" &
 npid=$!
 for _ in $(seq 100); do curl -s -o /dev/null --cacert "$BADGE_CA_FILE" "https://127.0.0.1:$nport/s1" && break; sleep 0.1; done
 cmp -s "$tmp/body" <(curl -s --cacert "$BADGE_CA_FILE" "https://127.0.0.1:$nport/s1") || { echo "nginx does not serve the body"; exit 1; }
+
+if [[ -n ${HOLD:-} ]]; then # for profiling by hand: the set-up stays up until $HOLD is removed
+	printf 'url=%q\ntoken=%q\ncafile=%q\nserver_pid=%s\nnginx_url=%q\n' "$url" "$vtok" "$BADGE_CA_FILE" "$pid" \
+		"https://127.0.0.1:$nport/s1" >"$HOLD"
+	while [[ -e $HOLD ]]; do sleep 1; done
+	exit 0
+fi
 
 rps() { # url [header]
 	local out

@@ -10,9 +10,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <gnutls/gnutls.h>
 #include <microhttpd.h>
+#include <poll.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -26,6 +29,7 @@
 #include "core/error.h"
 #include "core/json.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "core/util.h"
 
 #define JSON_CT "application/json; charset=utf-8"
@@ -142,6 +146,7 @@ struct reqctx {
 	enum phase phase;
 	struct bc_http_parked *park; /* the request's reference; NULL when never parked */
 	struct MHD_Connection *conn; /* NULL in bc_http_dispatch_test */
+	gnutls_session_t corked;     /* the TLS session whose records wait for on_completed */
 	bool decided; /* res holds the answer; the handler is not called */
 	bool client_reqid;
 	int64_t t0;
@@ -1325,9 +1330,66 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
 	return reqctx_new(l->srv, l, uri);
 }
 
+/* A small TLS response leaves in one record and one segment. libmicrohttpd 0.9.75 hands GnuTLS
+ * the header and the body in two calls, which makes two records, two sendmsg calls and two
+ * segments (the second held back by Nagle until MHD pushes); the client then has two records
+ * to decrypt. So the session is corked when the response is queued (GnuTLS gathers the pieces
+ * and reports them sent), and uncorked here, when MHD has handed over the whole response and
+ * before it reads the next request. The socket's send buffer takes a response this small
+ * unless the peer pipelines requests and stopped reading; then the flush waits a short bounded
+ * time and, failing that, shuts the connection down so that MHD closes it (nothing is left
+ * half-sent on a live connection, and a worker is not held by a client that does not read). */
+#define CORK_MAX 12288      /* body and our headers; MHD's own headers fit in what a record has left */
+#define CORK_FLUSH_MS 100 /* a worker waits at most this long for a client that stopped reading */
+
+static void cork(struct reqctx *c, struct MHD_Connection *conn, size_t bytes)
+{
+	if (!c->lst || !c->lst->cert || bytes > CORK_MAX)
+		return;
+	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+	if (!ci || !ci->tls_session)
+		return;
+	c->corked = (gnutls_session_t)ci->tls_session;
+	gnutls_record_cork(c->corked);
+}
+
+static void uncork(struct reqctx *c, struct MHD_Connection *conn)
+{
+	gnutls_session_t s = c->corked;
+	c->corked = NULL;
+	int64_t end = bc_now_ms() + CORK_FLUSH_MS;
+	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+	for (;;) {
+		int rc = gnutls_record_uncork(s, 0);
+		if (rc >= 0) {
+			/* MHD corked the socket for the header it thought was going out alone, and
+			 * pushed before our record was written: push it now. */
+			int off = 0;
+			if (ci)
+				(void)setsockopt(ci->connect_fd, IPPROTO_TCP, TCP_CORK, &off, sizeof(off));
+			return;
+		}
+		if (rc != GNUTLS_E_AGAIN && rc != GNUTLS_E_INTERRUPTED)
+			break; /* the connection is broken: MHD finds out on its next read */
+		int64_t left = end - bc_now_ms();
+		if (left <= 0 || !ci) {
+			bc_log(BC_LOG_INFO, c->reqid, "http: the client does not take its response; closing the connection");
+			bc_metrics_count("http_stalled_connections_closed", 1);
+			break;
+		}
+		struct pollfd pfd = {.fd = ci->connect_fd, .events = POLLOUT};
+		(void)poll(&pfd, 1, (int)left);
+	}
+	if (ci)
+		(void)shutdown(ci->connect_fd, SHUT_RDWR);
+}
+
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 			 enum MHD_RequestTerminationCode toe)
 {
+	struct reqctx *c = *con_cls;
+	if (c && c->corked && toe == MHD_REQUEST_TERMINATED_COMPLETED_OK)
+		uncork(c, conn);
 	reqctx_free(*con_cls);
 	*con_cls = NULL;
 }
@@ -1398,8 +1460,16 @@ static enum MHD_Result send_response(struct reqctx *c, struct MHD_Connection *co
 	if (atomic_load(&c->srv->stopping) &&
 	    MHD_add_response_header(mr, MHD_HTTP_HEADER_CONNECTION, "close") != MHD_YES)
 		bc_log(BC_LOG_DEBUG, c->reqid, "http: cannot close the connection after this answer");
+	size_t hbytes = 0;
+	for (size_t i = 0; i < r->nheaders; i++)
+		hbytes += strlen(r->headers[i].key) + strlen(r->headers[i].value) + 4;
+	cork(c, conn, len + hbytes);
 	enum MHD_Result ret = MHD_queue_response(conn, (unsigned)r->status, mr);
 	MHD_destroy_response(mr);
+	if (ret != MHD_YES && c->corked) {
+		gnutls_record_uncork(c->corked, 0);
+		c->corked = NULL;
+	}
 	observe(c);
 	return ret;
 }

@@ -9,6 +9,7 @@
 #include <openssl/evp.h>
 #include <pthread.h>
 #include <openssl/pem.h>
+#include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 #include <strings.h>
@@ -20,6 +21,7 @@
 #include "core/http.h"
 #include "core/httpc.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "core/util.h"
 #include "test.h"
 
@@ -72,6 +74,18 @@ static void h_big(struct bc_http_req *req, struct bc_http_res *res, void *ctx)
 	bc_http_res_text(res, 200, NULL, big);
 }
 
+static void h_huge(struct bc_http_req *req, struct bc_http_res *res, void *ctx)
+{
+	/* beyond what is corked into one record (and beyond a TLS record) */
+	char *big = malloc(70000);
+	if (!big)
+		return;
+	memset(big, 'y', 69999);
+	big[69999] = '\0';
+	bc_http_res_text(res, 200, NULL, big);
+	free(big);
+}
+
 static void h_status_only(struct bc_http_req *req, struct bc_http_res *res, void *ctx)
 {
 	res->status = 403;
@@ -88,6 +102,7 @@ static const struct bc_route root_routes[] = {
 	{"GET", "/statusonly", h_status_only, NULL, 0},
 	{"GET", "/headers", h_headers, NULL, 0},
 	{"GET", "/big", h_big, NULL, 0},
+	{"GET", "/huge", h_huge, NULL, 0},
 	{"DELETE", "/items/{id}", h_echo, NULL, 0},
 	{"PUT", "/items/{id}", h_echo, NULL, 0},
 	{"*", "/any", h_echo, NULL, 0},
@@ -882,6 +897,113 @@ TEST(t_live_https)
 	free(key);
 }
 
+static size_t collect(char *p, size_t size, size_t n, void *ud)
+{
+	return bc_buf_append(ud, p, size * n) == BC_OK ? size * n : 0;
+}
+
+/* Small HTTPS answers are corked into one TLS record and pushed when MHD is done with them.
+ * Liveness, not speed: a socket left corked holds each answer back 200 ms, so 40 answers on one
+ * connection would take 8 s; the bound below is generous for a loaded machine. Bodies of every
+ * size arrive whole, in order. */
+TEST(t_live_https_cork)
+{
+	char *cert = NULL, *key = NULL;
+	REQUIRE(make_cert(&cert, &key) == 0);
+	char dir[] = "/tmp/badge-http-XXXXXX", ca[64];
+	REQUIRE(mkdtemp(dir));
+	snprintf(ca, sizeof(ca), "%s/ca.pem", dir);
+	FILE *f = fopen(ca, "w");
+	REQUIRE(f);
+	fputs(cert, f);
+	fclose(f);
+	struct live lv;
+	REQUIRE(live_start(&lv, cert, key) == 0);
+	CURL *h = curl_easy_init();
+	REQUIRE(h);
+	struct bc_buf body = {0};
+	int64_t t0 = bc_now_ms();
+	for (int i = 0; i < 40; i++) {
+		static const char *const paths[] = {"/secrets/s1", "/big", "/huge", "/statusonly"};
+		static const size_t sizes[] = {0, 4095, 69999, 0};
+		char url[128];
+		snprintf(url, sizeof(url), "%s%s", lv.base, paths[i % 4]);
+		bc_buf_reset(&body);
+		curl_easy_setopt(h, CURLOPT_URL, url);
+		curl_easy_setopt(h, CURLOPT_CAINFO, ca);
+		curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, collect);
+		curl_easy_setopt(h, CURLOPT_WRITEDATA, &body);
+		CHECK_EQ_INT(curl_easy_perform(h), CURLE_OK);
+		long status = 0, connects = -1;
+		curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+		curl_easy_getinfo(h, CURLINFO_NUM_CONNECTS, &connects);
+		CHECK_EQ_INT(status, i % 4 == 3 ? 403 : 200);
+		CHECK_EQ_INT(connects, i == 0 ? 1 : 0); /* one keep-alive connection */
+		if (sizes[i % 4])
+			CHECK_EQ_INT(body.len, sizes[i % 4]);
+		else
+			CHECK(body.len > 0 && strchr(body.data, '}'));
+	}
+	CHECK(bc_now_ms() - t0 < 6000);
+	curl_easy_cleanup(h);
+	bc_buf_release(&body);
+
+	/* A client that pipelines requests and reads nothing fills its socket: its connection is
+	 * closed, and the server goes on answering others. */
+	SSL_CTX *sc = SSL_CTX_new(TLS_client_method());
+	REQUIRE(sc);
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)lv.port)};
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	int small = 4096;
+	setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+	REQUIRE(connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0);
+	SSL *ssl = SSL_new(sc);
+	SSL_set_fd(ssl, fd);
+	REQUIRE(SSL_connect(ssl) == 1);
+	struct timeval tv = {.tv_sec = 1};
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	const char greq[] = "GET /big HTTP/1.1\r\nHost: x\r\n\r\n";
+	size_t sent = 0;
+	for (; sent < 50000; sent++)
+		if (SSL_write(ssl, greq, (int)sizeof(greq) - 1) <= 0)
+			break; /* the server stopped reading us: enough */
+	struct bc_httpc_res r;
+	CHECK(get(&lv, "GET", "/secrets/s2", NULL, NULL, ca, &r) == 0);
+	CHECK_EQ_INT(r.status, 200);
+	bc_httpc_res_release(&r);
+	/* the server gives up on us (its metric says so), with a deadline */
+	struct bc_buf m = {0};
+	for (int64_t end = bc_now_ms() + 20000; bc_now_ms() < end;) {
+		bc_buf_reset(&m);
+		if (bc_metrics_render(&m) == BC_OK && strstr(bc_buf_cstr(&m), "http_stalled_connections_closed"))
+			break;
+		struct timespec ts = {0, 20 * 1000 * 1000};
+		nanosleep(&ts, NULL);
+	}
+	CHECK(strstr(bc_buf_cstr(&m), "http_stalled_connections_closed") != NULL);
+	bc_buf_release(&m);
+	/* drain: what was sent arrives, then the connection ends, short of every answer */
+	tv.tv_sec = 10;
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	char buf[16384];
+	size_t got = 0;
+	int n;
+	errno = 0;
+	while ((n = SSL_read(ssl, buf, sizeof(buf))) > 0)
+		got += (size_t)n;
+	CHECK(got < sent * 4095);
+	CHECK(errno != EAGAIN && errno != EWOULDBLOCK); /* ended, not timed out */
+	SSL_free(ssl);
+	close(fd);
+	SSL_CTX_free(sc);
+	bc_http_server_free(lv.srv);
+	unlink(ca);
+	rmdir(dir);
+	free(cert);
+	free(key);
+}
+
 /* ---------- parked requests ---------- */
 
 static struct bc_http_waitq *park_q;
@@ -1112,5 +1234,5 @@ TEST(t_park_dispatch)
 
 TEST_MAIN(T(t_dispatch_routes), T(t_dispatch_query), T(t_dispatch_mounts), T(t_dispatch_errors),
 	  T(t_dispatch_request_id), T(t_form_parse), T(t_pct_decode), T(t_live_paths), T(t_live_raw),
-	  T(t_live_keepalive), T(t_live_concurrent), T(t_live_client), T(t_live_fd_and_ipv6), T(t_live_unix), T(t_live_https),
+	  T(t_live_keepalive), T(t_live_concurrent), T(t_live_client), T(t_live_fd_and_ipv6), T(t_live_unix), T(t_live_https), T(t_live_https_cork),
 	  T(t_park_many), T(t_park_timeout_handle_stop), T(t_park_dispatch))

@@ -71,15 +71,17 @@ int bc_audit_insert(struct bc_audit *a, struct bc_txn *txn, const struct bc_audi
 	return bc_store_exec(a->st, txn, a->insert_sql, p, sizeof(p) / sizeof(p[0]), NULL, NULL, NULL, err);
 }
 
-/* Commits n records from the ring (copied out, so producers keep going meanwhile). */
-static void write_batch(struct bc_audit *a, struct bc_audit_rec *batch, size_t n)
+/* Commits the n records of the ring from slot start. They stay in the ring, counted as queued,
+ * until this returns: producers fill only the slots after them, so this reads them without the
+ * lock (nothing is copied while producers wait). */
+static void write_batch(struct bc_audit *a, size_t start, size_t n)
 {
 	struct bc_error err = {0};
 	for (int attempt = 0; attempt < 5; attempt++) {
 		struct bc_txn *txn = NULL;
 		int rc = bc_store_begin(a->st, &txn, &err);
 		for (size_t i = 0; rc == BC_OK && i < n; i++)
-			rc = bc_audit_insert(a, txn, &batch[i], &err);
+			rc = bc_audit_insert(a, txn, &a->ring[(start + i) % BC_AUDIT_QUEUE], &err);
 		if (rc == BC_OK) {
 			rc = bc_txn_commit(txn, &err);
 			txn = NULL;
@@ -98,11 +100,6 @@ static void write_batch(struct bc_audit *a, struct bc_audit_rec *batch, size_t n
 static void *writer(void *arg)
 {
 	struct bc_audit *a = arg;
-	struct bc_audit_rec *batch = calloc(BATCH_MAX, sizeof(*batch));
-	if (!batch) {
-		bc_log_error("audit: writer out of memory");
-		return NULL;
-	}
 	pthread_mutex_lock(&a->mu);
 	for (;;) {
 		if (a->count == 0 && !a->stop) {
@@ -122,27 +119,23 @@ static void *writer(void *arg)
 			}
 			pthread_cond_timedwait(&a->cv, &a->mu, &ts);
 		}
-		size_t n = a->count < BATCH_MAX ? a->count : BATCH_MAX;
-		for (size_t i = 0; i < n; i++)
-			batch[i] = a->ring[(a->head + i) % BC_AUDIT_QUEUE];
-		a->head = (a->head + n) % BC_AUDIT_QUEUE;
-		a->count -= n;
-		uint64_t upto = a->enqueued - a->count;
-		bool stop = a->stop && a->count == 0 && n == 0;
-		pthread_cond_broadcast(&a->space);
+		size_t n = a->count < BATCH_MAX ? a->count : BATCH_MAX, start = a->head;
+		bool stop = a->stop && a->count == 0;
 		pthread_mutex_unlock(&a->mu);
 		if (n > 0)
-			write_batch(a, batch, n);
+			write_batch(a, start, n);
 		if (a->tick)
 			a->tick(a->tick_ctx);
 		pthread_mutex_lock(&a->mu);
-		a->committed = upto;
+		a->head = (a->head + n) % BC_AUDIT_QUEUE;
+		a->count -= n;
+		pthread_cond_broadcast(&a->space);
+		a->committed = a->enqueued - a->count;
 		pthread_cond_broadcast(&a->flushed);
 		if (stop)
 			break;
 	}
 	pthread_mutex_unlock(&a->mu);
-	free(batch);
 	return NULL;
 }
 

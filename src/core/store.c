@@ -162,6 +162,7 @@ static void hub_init(struct store_hub *h)
 	memset(h, 0, sizeof(*h));
 	pthread_mutex_init(&h->mu, NULL);
 	pthread_cond_init(&h->cv, NULL);
+	pthread_cond_init(&h->idle, NULL);
 }
 
 static void note_free(struct store_note *n)
@@ -188,6 +189,7 @@ static void hub_release(struct store_hub *h)
 	for (size_t i = 0; i < h->nsubs; i++)
 		free(h->subs[i].channel);
 	free(h->subs);
+	pthread_cond_destroy(&h->idle);
 	pthread_cond_destroy(&h->cv);
 	pthread_mutex_destroy(&h->mu);
 }
@@ -484,14 +486,18 @@ static void *hub_main(void *arg)
 		} else {
 			h->lost = false;
 		}
-		/* Subscriptions only grow, so indexes stay valid while unlocked; copy each entry. */
+		/* Subscriptions only grow (an unsubscribed entry stays, without its callback), so
+		 * indexes stay valid while unlocked; copy each entry. */
 		for (size_t i = 0; i < h->nsubs; i++) {
 			struct store_sub s = h->subs[i];
-			if (!all && strcmp(s.channel, n->channel) != 0)
+			if (!s.fn || (!all && strcmp(s.channel, n->channel) != 0))
 				continue;
+			h->calling = s.ctx;
 			pthread_mutex_unlock(&h->mu);
 			s.fn(s.ctx, s.channel, all ? "" : n->payload);
 			pthread_mutex_lock(&h->mu);
+			h->calling = NULL;
+			pthread_cond_broadcast(&h->idle);
 		}
 		if (n) {
 			n->next = NULL;
@@ -608,6 +614,18 @@ int bc_store_subscribe(struct bc_store *st, const char *channel, bc_store_notify
 	subs[h->nsubs++] = (struct store_sub){.channel = ch, .fn = fn, .ctx = ctx};
 	pthread_mutex_unlock(&h->mu);
 	return BC_OK;
+}
+
+void bc_store_unsubscribe(struct bc_store *st, void *ctx)
+{
+	struct store_hub *h = &st->hub;
+	pthread_mutex_lock(&h->mu);
+	for (size_t i = 0; i < h->nsubs; i++)
+		if (h->subs[i].ctx == ctx)
+			h->subs[i].fn = NULL;
+	while (h->calling == ctx && h->started && !pthread_equal(pthread_self(), h->thread))
+		pthread_cond_wait(&h->idle, &h->mu);
+	pthread_mutex_unlock(&h->mu);
 }
 
 int bc_store_notify(struct bc_store *st, struct bc_txn *txn, const char *channel, const char *payload,

@@ -108,7 +108,7 @@ int bc_store_get_int(struct bc_store *st, struct bc_txn *txn, const char *sql, c
  * bc_store_notify publishes on channel after the current transaction commits (nothing on
  * rollback; at once when txn is NULL); subscribers' callbacks run on one background thread per
  * store, in order, and are never called after bc_store_free returns. Subscriptions last until
- * bc_store_free. Every subscriber of a store receives the notifications sent through that store
+ * bc_store_free or bc_store_unsubscribe. Every subscriber of a store receives the notifications sent through that store
  * as well (so a replica's own writes reach its cache the same way as others').
  * An empty payload "" means "anything on this channel may have changed": it is sent when
  * notifications may have been lost (the PostgreSQL listener reconnected, the queue overflowed),
@@ -120,6 +120,9 @@ int bc_store_get_int(struct bc_store *st, struct bc_txn *txn, const char *sql, c
 typedef void (*bc_store_notify_fn)(void *ctx, const char *channel, const char *payload);
 int bc_store_subscribe(struct bc_store *st, const char *channel, bc_store_notify_fn fn, void *ctx,
 		       struct bc_error *err) BC_MUST_CHECK;
+/* Ends every subscription made with ctx: once it returns, none of their callbacks runs or
+ * will run (it waits for one running now, unless called from a callback). */
+void bc_store_unsubscribe(struct bc_store *st, void *ctx);
 int bc_store_notify(struct bc_store *st, struct bc_txn *txn, const char *channel, const char *payload,
 		    struct bc_error *err) BC_MUST_CHECK;
 

@@ -64,6 +64,8 @@ struct store_hub {
 	bool started;  /* the thread runs */
 	bool stopping;
 	pthread_t thread;
+	pthread_cond_t idle;   /* a callback returned (bc_store_unsubscribe waits for its own) */
+	void *calling;         /* the ctx of the callback running now, NULL when none */
 };
 
 /* Backends embed these as their first member. */

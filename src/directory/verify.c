@@ -76,6 +76,7 @@ void dir_cache_free(struct dir *d)
 	struct dir_cache *c = cache_of(d);
 	if (!c)
 		return;
+	bc_store_unsubscribe(d->st, d); /* no notification reaches d once it is gone */
 	for (int i = 0; i < CACHE_STRIPES; i++)
 		pthread_mutex_destroy(&c->locks[i]);
 	bc_wipe(c, sizeof(*c));

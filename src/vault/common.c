@@ -350,7 +350,7 @@ void vault_op_backup(struct vreq *q)
 	struct bc_buf blob = {0};
 	char *doc = NULL;
 	vault_audit_object(q, k->collection, q->name, NULL);
-	int rc = vault_obj_get(q->v->st, NULL, q->vkey, k->kind, q->name, NULL, false, &latest, &err);
+	int rc = vault_obj_read(q->v, q->vkey, k->kind, q->name, NULL, &latest, &err);
 	if (rc == BC_ERR_NOT_FOUND) {
 		vault_not_found(q, k);
 		return;

@@ -236,7 +236,7 @@ static void key_rotate(struct vreq *q)
 	struct bc_error err = {0};
 	struct bc_jwk *pub = NULL, *k = NULL;
 	vault_audit_object(q, "keys", q->name, NULL);
-	int rc = vault_obj_get(q->v->st, NULL, q->vkey, VAULT_KIND_KEY, q->name, NULL, false, &r, &err);
+	int rc = vault_obj_read(q->v, q->vkey, VAULT_KIND_KEY, q->name, NULL, &r, &err);
 	if (rc == BC_ERR_NOT_FOUND) {
 		vault_not_found(q, &vault_kind_key);
 		return;
@@ -265,7 +265,7 @@ static void key_get(struct vreq *q)
 	struct vault_row r;
 	struct bc_error err = {0};
 	vault_audit_object(q, "keys", q->name, q->version);
-	int rc = vault_obj_get(q->v->st, NULL, q->vkey, VAULT_KIND_KEY, q->name, q->version, false, &r, &err);
+	int rc = vault_obj_read(q->v, q->vkey, VAULT_KIND_KEY, q->name, q->version, &r, &err);
 	if (rc == BC_ERR_NOT_FOUND) {
 		vault_not_found(q, &vault_kind_key);
 		return;
@@ -428,7 +428,7 @@ static void crypto_op(struct vreq *q, enum crypt_op op)
 	size_t privlen = 0;
 	char kid[600];
 	vault_audit_object(q, "keys", q->name, q->version);
-	int rc = vault_obj_get(q->v->st, NULL, q->vkey, VAULT_KIND_KEY, q->name, q->version, false, &r, &err);
+	int rc = vault_obj_read(q->v, q->vkey, VAULT_KIND_KEY, q->name, q->version, &r, &err);
 	if (rc == BC_ERR_NOT_FOUND) {
 		vault_not_found(q, &vault_kind_key);
 		return;

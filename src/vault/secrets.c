@@ -160,8 +160,7 @@ static void secret_get(struct vreq *q)
 	size_t len = 0;
 	char aad[BC_LIMIT_NAME + 200];
 	vault_audit_object(q, "secrets", q->name, q->version);
-	int rc = vault_obj_get(q->v->st, NULL, q->vkey, VAULT_KIND_SECRET, q->name, q->version, false, &r,
-			       &err);
+	int rc = vault_obj_read(q->v, q->vkey, VAULT_KIND_SECRET, q->name, q->version, &r, &err);
 	if (rc == BC_ERR_NOT_FOUND) {
 		vault_not_found(q, &vault_kind_secret);
 		return;

@@ -225,9 +225,16 @@ int vault_in_txn(struct vreq *q, vault_txn_fn fn, void *ctx, struct bc_error *er
 			if (rc != BC_OK)
 				q->audit.duration_ms = t0;
 		}
+		/* every replica's read cache forgets what it holds once this commits */
+		if (rc == BC_OK && ok) {
+			char note[sizeof(q->v->self_id) + sizeof(q->vkey) + 1];
+			snprintf(note, sizeof(note), "%s %s", q->v->self_id, q->vkey);
+			rc = bc_store_notify(q->v->st, txn, VAULT_NOTIFY_CHANNEL, note, err);
+		}
 		if (rc == BC_OK && ok) {
 			rc = bc_txn_commit(txn, err);
 			txn = NULL;
+			vault_cache_invalidate(q->v->cache); /* this replica's, before anyone is answered */
 			if (rc == BC_OK && q->route->mutation)
 				q->audit_in_txn = true;
 		}
@@ -548,6 +555,17 @@ static char *lower_dup(const char *s)
 	return d;
 }
 
+static void on_objects_change(void *ctx, const char *channel, const char *payload)
+{
+	struct vault *v = ctx;
+	size_t n = strlen(v->self_id);
+	(void)channel;
+	/* our own changes were forgotten right after their commit; "" = anything may have changed */
+	if (strncmp(payload, v->self_id, n) == 0 && payload[n] == ' ')
+		return;
+	vault_cache_invalidate(v->cache);
+}
+
 int vault_new(struct vault **out, struct bc_store *st, struct dir *d, struct mgr *m,
 	      const struct vault_config *cfg, struct bc_error *err)
 {
@@ -576,6 +594,23 @@ int vault_new(struct vault **out, struct bc_store *st, struct dir *d, struct mgr
 		goto fail;
 	if ((rc = vault_audit_new(&v->audit, st, err)) != BC_OK)
 		goto fail;
+	uint8_t id[8];
+	if (bc_random(id, sizeof(id)) != BC_OK) {
+		rc = bc_error_set(err, BC_ERR_INTERNAL, "no randomness");
+		goto fail;
+	}
+	bc_hex(id, sizeof(id), v->self_id);
+	if (vault_cache_new(&v->cache) != BC_OK) {
+		rc = bc_error_set(err, BC_ERR_NOMEM, "out of memory");
+		goto fail;
+	}
+	if (bc_store_subscribe(st, VAULT_NOTIFY_CHANNEL, on_objects_change, v, err) != BC_OK) {
+		/* without other replicas' notifications the cache could serve their old versions */
+		bc_log_warn("vault: no change notifications (%s); objects are read from the store each time", err->msg);
+		bc_error_clear(err);
+		vault_cache_free(v->cache);
+		v->cache = NULL;
+	}
 	*out = v;
 	return BC_OK;
 fail:
@@ -599,6 +634,8 @@ void vault_free(struct vault *v)
 {
 	if (!v)
 		return;
+	bc_store_unsubscribe(v->st, v);
+	vault_cache_free(v->cache);
 	vault_audit_free(v->audit);
 	vault_crypt_free(v->crypt);
 	mounts_free(v);

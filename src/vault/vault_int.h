@@ -185,6 +185,16 @@ void vault_row_release(struct vault_row *r);
 int vault_obj_get(struct bc_store *st, struct bc_txn *txn, const char *vault, const char *kind,
 		  const char *name, const char *version, bool deleted, struct vault_row *out,
 		  struct bc_error *err) BC_MUST_CHECK;
+/* The read cache of object versions (cache.c). vault_obj_read is vault_obj_get outside a
+ * transaction, for objects that are not deleted, answered from the cache when it can be. */
+#define VAULT_NOTIFY_CHANNEL "vault_objects"
+struct vault_cache;
+int vault_cache_new(struct vault_cache **out) BC_MUST_CHECK;
+void vault_cache_free(struct vault_cache *c);
+/* Retires every entry: called after any change to any object (and on another replica's). */
+void vault_cache_invalidate(struct vault_cache *c);
+int vault_obj_read(struct vault *v, const char *vault, const char *kind, const char *name, const char *version,
+		   struct vault_row *out, struct bc_error *err) BC_MUST_CHECK;
 typedef int (*vault_row_cb)(void *ctx, const struct vault_row *r);
 /* Latest versions of live (deleted=false) or deleted objects, names after `after` (lower case,
  * "" from the start), at most limit rows, by name. */
@@ -231,6 +241,8 @@ struct vault {
 	char *public_port;         /* owned, ":8443" or "" */
 	struct vault_crypt *crypt; /* owned */
 	struct vault_audit *audit; /* owned */
+	struct vault_cache *cache; /* owned, NULL = no read cache */
+	char self_id[17];          /* random: this instance's own change notifications start with it */
 	_Atomic int64_t last_sweep;
 };
 

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <openssl/evp.h>
@@ -14,6 +15,7 @@
 #include "core/jose.h"
 #include "core/json.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "core/pki.h"
 #include "core/util.h"
 #include "test.h"
@@ -935,6 +937,110 @@ TEST(deleted_principal)
 	free(tok);
 }
 
+static uint64_t counter(const char *name)
+{
+	struct bc_buf b = {0};
+	char key[128];
+	uint64_t n = 0;
+	snprintf(key, sizeof(key), "\nbadge_%s_total ", name);
+	if (bc_metrics_render(&b) == BC_OK) {
+		const char *p = strstr(bc_buf_cstr(&b), key);
+		if (p)
+			n = strtoull(p + strlen(key), NULL, 10);
+	}
+	bc_buf_release(&b);
+	return n;
+}
+
+static char *get_value(const char *path)
+{
+	struct resp r = kv("GET", path, tok_writer, NULL); /* (policy_removed took the reader's) */
+	char *val = r.status == 200 && bc_json_str(r.body, "value") ? strdup(bc_json_str(r.body, "value")) : NULL;
+	if (r.status != 200) {
+		val = malloc(16);
+		snprintf(val, 16, "%d", r.status);
+	}
+	resp_release(&r);
+	return val;
+}
+
+/* Reads come from the cache once warm, and every change is seen by the next read on this
+ * replica; another instance on the same store forgets its entries when the change's
+ * notification arrives. */
+TEST(read_cache)
+{
+	struct resp r = kv("PUT", "/secrets/cached" API, tok_writer, "{\"value\":\"one\"}");
+	REQUIRE(r.status == 200);
+	char ver1[64];
+	snprintf(ver1, sizeof(ver1), "%s", strrchr(bc_json_str(r.body, "id"), '/') + 1);
+	resp_release(&r);
+	char *val = get_value("/secrets/cached/" API);
+	CHECK_STR(val, "one");
+	free(val);
+	uint64_t hits = counter("vault_object_cache_hits");
+	val = get_value("/secrets/CACHED" API);
+	CHECK_STR(val, "one");
+	free(val);
+	CHECK(counter("vault_object_cache_hits") == hits + 1); /* served from the cache */
+
+	/* a new version, an attribute change, a delete: each seen by the very next read */
+	r = kv("PUT", "/secrets/cached" API, tok_writer, "{\"value\":\"two\"}");
+	CHECK_EQ_INT(r.status, 200);
+	resp_release(&r);
+	val = get_value("/secrets/cached" API);
+	CHECK_STR(val, "two");
+	free(val);
+	char path[256];
+	snprintf(path, sizeof(path), "/secrets/cached/%s" API, ver1);
+	val = get_value(path);
+	CHECK_STR(val, "one");
+	free(val);
+	r = kv("PATCH", path, tok_writer, "{\"attributes\":{\"enabled\":false}}");
+	CHECK_EQ_INT(r.status, 200);
+	resp_release(&r);
+	val = get_value(path);
+	CHECK_STR(val, "403");
+	free(val);
+
+	/* a second instance on the same store (as another replica would be) */
+	struct vault *v2 = NULL;
+	struct bc_error err = {0};
+	static struct vault_config vc2 = {.vault_suffix = SUFFIX, .vault_resource = VRES, .public_port = ":8443"};
+	char key[512];
+	snprintf(key, sizeof(key), "%s/master.key", tmpdir);
+	vc2.master_key_file = key;
+	REQUIRE(vault_new(&v2, st, d, m, &vc2, &err) == BC_OK);
+	struct vault_row row;
+	REQUIRE(vault_obj_read(v2, "kv1", VAULT_KIND_SECRET, "cached", NULL, &row, &err) == BC_OK);
+	char latest[33];
+	snprintf(latest, sizeof(latest), "%s", row.version);
+	vault_row_release(&row);
+	REQUIRE(vault_obj_read(v2, "kv1", VAULT_KIND_SECRET, "cached", NULL, &row, &err) == BC_OK); /* warm */
+	vault_row_release(&row);
+	r = kv("PUT", "/secrets/cached" API, tok_writer, "{\"value\":\"three\"}");
+	CHECK_EQ_INT(r.status, 200);
+	resp_release(&r);
+	bool seen = false;
+	for (int64_t end = bc_now_ms() + 10000; !seen && bc_now_ms() < end;) {
+		REQUIRE(vault_obj_read(v2, "kv1", VAULT_KIND_SECRET, "cached", NULL, &row, &err) == BC_OK);
+		seen = strcmp(row.version, latest) != 0;
+		vault_row_release(&row);
+		if (!seen) {
+			struct timespec ts = {0, 5 * 1000 * 1000};
+			nanosleep(&ts, NULL);
+		}
+	}
+	CHECK(seen);
+	vault_free(v2);
+
+	r = kv("DELETE", "/secrets/cached" API, tok_writer, NULL);
+	CHECK_EQ_INT(r.status, 200);
+	resp_release(&r);
+	val = get_value("/secrets/cached" API);
+	CHECK_STR(val, "404");
+	free(val);
+}
+
 int main(int argc, char **argv)
 {
 	static const struct test_case cases[] = {
@@ -953,6 +1059,7 @@ int main(int argc, char **argv)
 		T(vault_settings),
 		T(policy_removed),
 		T(deleted_principal),
+		T(read_cache),
 	};
 	setup();
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {

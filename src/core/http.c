@@ -108,6 +108,7 @@ struct bc_http_server {
 	size_t nparked;                /* parked and not yet taken back by a pool thread */
 	size_t nlive;                  /* requests ever parked and not yet completed (sent) */
 	_Atomic bool stopping;         /* also read without park_mu (send_response) */
+	_Atomic size_t nrequests;      /* requests MHD read and has not completed: a stop drains them */
 	bool timer_running, timer_stop;
 	pthread_t timer;
 	pthread_cond_t timer_cond;     /* the timer thread: an earlier deadline, or stop */
@@ -1294,6 +1295,41 @@ static bool park_settle(struct reqctx *c)
 	}
 }
 
+/* Requests in flight, counted from their request line to their completion (on_uri,
+ * on_completed), so that a stop can wait for them: MHD_stop_daemon closes every connection at
+ * once, answered or not. */
+static void drain_enter(struct bc_http_server *srv)
+{
+	atomic_fetch_add(&srv->nrequests, 1);
+}
+
+static void drain_leave(struct bc_http_server *srv)
+{
+	/* the stop waits on park_cv once stopping is set: wake it when the last one is done */
+	if (atomic_fetch_sub(&srv->nrequests, 1) == 1 && atomic_load(&srv->stopping)) {
+		pthread_mutex_lock(&park_mu);
+		pthread_cond_broadcast(&park_cv);
+		pthread_mutex_unlock(&park_mu);
+	}
+}
+
+/* Server stop, after park_stop: waits until deadline (bc_now_ms) for every request in flight to
+ * be answered. Idle keep-alive connections are not waited for; answers sent while stopping
+ * close their connections. */
+static void drain_wait(struct bc_http_server *srv, int64_t deadline)
+{
+	struct timespec ts;
+	int64_t left = deadline - bc_now_ms();
+	ts_at(&ts, left > 0 ? left : 0);
+	pthread_mutex_lock(&park_mu);
+	while (atomic_load(&srv->nrequests) && pthread_cond_timedwait(&park_cv, &park_mu, &ts) == 0)
+		;
+	size_t n = atomic_load(&srv->nrequests);
+	pthread_mutex_unlock(&park_mu);
+	if (n)
+		bc_log_warn("http: %zu requests in flight cut at stop (drain bound %d ms)", n, BC_LIMIT_HTTP_DRAIN_MS);
+}
+
 /* Server stop: wakes every parked request and waits (bounded) until their answers are sent. */
 static void park_stop(struct bc_http_server *srv)
 {
@@ -1327,7 +1363,10 @@ static void park_stop(struct bc_http_server *srv)
 static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
 {
 	struct listener *l = cls;
-	return reqctx_new(l->srv, l, uri);
+	struct reqctx *c = reqctx_new(l->srv, l, uri);
+	if (c)
+		drain_enter(l->srv);
+	return c;
 }
 
 /* A small TLS response leaves in one record and one segment. libmicrohttpd 0.9.75 hands GnuTLS
@@ -1390,8 +1429,11 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	struct reqctx *c = *con_cls;
 	if (c && c->corked && toe == MHD_REQUEST_TERMINATED_COMPLETED_OK)
 		uncork(c, conn);
+	struct bc_http_server *srv = c ? c->srv : NULL;
 	reqctx_free(*con_cls);
 	*con_cls = NULL;
+	if (srv)
+		drain_leave(srv);
 }
 
 /* Keeps the target raw: we decode per segment ourselves, so that %2F stays inside a segment. */
@@ -1705,8 +1747,9 @@ void bc_http_server_stop(struct bc_http_server *srv)
 {
 	if (!srv)
 		return;
-	/* stop accepting first; parked requests are then answered, and MHD_stop_daemon finishes
-	 * and closes the connections (it must not find suspended ones) */
+	int64_t deadline = bc_now_ms() + BC_LIMIT_HTTP_DRAIN_MS;
+	/* stop accepting first; parked requests are then answered, the others in flight finish,
+	 * and MHD_stop_daemon closes the connections (it must not find suspended ones) */
 	for (size_t i = 0; i < srv->nlisteners; i++) {
 		struct listener *li = srv->listeners[i];
 		if (!li->daemon)
@@ -1716,6 +1759,7 @@ void bc_http_server_stop(struct bc_http_server *srv)
 			close(fd);
 	}
 	park_stop(srv);
+	drain_wait(srv, deadline);
 	for (size_t i = 0; i < srv->nlisteners; i++) {
 		struct listener *li = srv->listeners[i];
 		if (!li->daemon)

@@ -13,6 +13,7 @@
 #define BC_LIMIT_HTTP_TIMEOUT_S 60             /* idle connection timeout */
 #define BC_LIMIT_HTTP_PARK_MS (10 * 60 * 1000)  /* longest a request may stay parked (long poll) */
 #define BC_LIMIT_HTTP_PARKED 16384             /* requests parked at once per server */
+#define BC_LIMIT_HTTP_DRAIN_MS 20000           /* longest a stop waits for requests in flight (SIGTERM) */
 #define BC_LIMIT_HTTPC_RESPONSE (1024 * 1024)  /* bytes of a response the HTTP client accepts */
 
 /* forms and JSON */

@@ -344,6 +344,7 @@ int mgr_mount(struct mgr *m, struct bc_http_server *srv)
 		{mgr_host_routes, mgr_host_nroutes},   {mgr_vault_routes, mgr_vault_nroutes},
 		{mgr_vm_routes, mgr_vm_nroutes},       {mgr_uai_routes, mgr_uai_nroutes},
 		{mgr_group_routes, mgr_group_nroutes}, {mgr_sub_routes, mgr_sub_nroutes},
+		{mgr_resource_routes, mgr_resource_nroutes},
 	};
 	for (size_t i = 0; i < sizeof(tables) / sizeof(tables[0]); i++) {
 		int st = bc_http_mount(srv, NULL, NULL, tables[i].r, tables[i].n, m);

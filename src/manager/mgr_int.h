@@ -245,6 +245,8 @@ extern const struct bc_route mgr_host_routes[];
 extern const size_t mgr_host_nroutes;
 extern const struct bc_route mgr_agent_routes[];
 extern const size_t mgr_agent_nroutes;
+extern const struct bc_route mgr_resource_routes[];
+extern const size_t mgr_resource_nroutes;
 
 /* GET list of resources of type in captures[0] (subscription) [captures[1] (group)]. */
 /* One resource type of a resource group (items.c). */
@@ -263,6 +265,41 @@ void mgr_item_handler(struct bc_http_req *req, struct bc_http_res *res, void *ct
 
 void mgr_list_handler(struct bc_http_req *req, struct bc_http_res *res, void *ctx, const char *type,
 		      const char *action, json_t *(*shape)(struct mgr *, const struct mgr_res *));
+
+/* ---- the generic resource list (resources.c) and its $filter (filter.c, pure) ---- */
+#define MGR_LIST_TOP_MAX 1000   /* $top cap and default page size of /resources (ARM's) */
+#define MGR_FILTER_BYTES 2048   /* $filter characters */
+#define MGR_FILTER_NODES 64     /* comparisons, functions and and/or of one $filter */
+#define MGR_FILTER_DEPTH 8      /* parenthesis nesting in a $filter */
+
+enum mgr_fprop { MGR_FP_TYPE, MGR_FP_NAME, MGR_FP_LOCATION, MGR_FP_GROUP, MGR_FP_PRINCIPAL, MGR_FP_TAGNAME,
+		 MGR_FP_TAGVALUE };
+enum mgr_fop { MGR_FO_AND, MGR_FO_OR, MGR_FO_EQ, MGR_FO_NE, MGR_FO_SUBSTRINGOF, MGR_FO_STARTSWITH };
+struct mgr_fnode {
+	uint8_t op;   /* enum mgr_fop */
+	uint8_t prop; /* enum mgr_fprop (leaves) */
+	int16_t a, b; /* operands of and/or */
+	uint16_t lit; /* offset of the literal in text (leaves) */
+};
+struct mgr_filter {
+	struct mgr_fnode n[MGR_FILTER_NODES];
+	int nn;
+	int root;                          /* -1: no filter (everything matches) */
+	bool tags;                         /* tag predicates present */
+	char text[MGR_FILTER_BYTES + 1];   /* the literals, unescaped, NUL-separated */
+	size_t tlen;
+	const char *src;                   /* borrowed, during parsing only */
+};
+/* What a filter is evaluated against (all borrowed; NULL when the resource has none). */
+struct mgr_fsubject {
+	const char *type, *name, *location, *group, *principal;
+	const json_t *tags;
+};
+/* Parses $filter (NULL or blank: no filter). BC_ERR_INVALID with a message saying what is wrong. */
+int mgr_filter_parse(const char *s, struct mgr_filter *f, struct bc_error *err) BC_MUST_CHECK;
+bool mgr_filter_match(const struct mgr_filter *f, const struct mgr_fsubject *s);
+/* The literal of a "prop eq 'x'" every match must satisfy (a conjunct at the top), or NULL. */
+const char *mgr_filter_required(const struct mgr_filter *f, enum mgr_fprop prop);
 
 /* SHA-256 of a join token, hex (hosts.c). */
 int mgr_token_hash(const char *token, char out[65]) BC_MUST_CHECK;

@@ -304,3 +304,13 @@ int bc_mkdir_p(const char *path, int mode, struct bc_error *err)
 	}
 	return BC_OK;
 }
+
+size_t bc_strlcpy(char *dst, const char *src, size_t n)
+{
+	size_t len = src ? strlen(src) : 0;
+	size_t k = len < n ? len : n - 1;
+	if (k)
+		memcpy(dst, src, k);
+	dst[k] = '\0';
+	return len;
+}

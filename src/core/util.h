@@ -27,6 +27,10 @@ bool bc_ct_equal(const void *a, size_t alen, const void *b, size_t blen);
 /* Wipes memory the compiler may not elide. */
 void bc_wipe(void *p, size_t n);
 
+/* Copies src into dst[n] (n > 0), truncating, always NUL-terminated; returns strlen(src)
+ * (a return >= n means it was cut). NULL src copies "". The snprintf("%s") of hot paths. */
+size_t bc_strlcpy(char *dst, const char *src, size_t n);
+
 /* Case-insensitive ASCII compare helpers. */
 bool bc_streq_ci(const char *a, const char *b);
 bool bc_str_endswith_ci(const char *s, const char *suffix);

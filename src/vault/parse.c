@@ -98,25 +98,18 @@ int vault_parse_bearer(const char *hdr, const char **tok, size_t *len)
 		return BC_ERR_UNAUTHENTICATED;
 	if (n > BC_LIMIT_JWT_BYTES)
 		return BC_ERR_INVALID;
-	/* A compact JWS: base64url and exactly two dots (a table lookup per byte: this runs on
-	 * every request). */
-	static const unsigned char b64url[256] = {
-		['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1, ['6'] = 1, ['7'] = 1,
-		['8'] = 1, ['9'] = 1, ['-'] = 1, ['_'] = 1, ['.'] = 2, ['A'] = 1, ['B'] = 1, ['C'] = 1,
-		['D'] = 1, ['E'] = 1, ['F'] = 1, ['G'] = 1, ['H'] = 1, ['I'] = 1, ['J'] = 1, ['K'] = 1,
-		['L'] = 1, ['M'] = 1, ['N'] = 1, ['O'] = 1, ['P'] = 1, ['Q'] = 1, ['R'] = 1, ['S'] = 1,
-		['T'] = 1, ['U'] = 1, ['V'] = 1, ['W'] = 1, ['X'] = 1, ['Y'] = 1, ['Z'] = 1, ['a'] = 1,
-		['b'] = 1, ['c'] = 1, ['d'] = 1, ['e'] = 1, ['f'] = 1, ['g'] = 1, ['h'] = 1, ['i'] = 1,
-		['j'] = 1, ['k'] = 1, ['l'] = 1, ['m'] = 1, ['n'] = 1, ['o'] = 1, ['p'] = 1, ['q'] = 1,
-		['r'] = 1, ['s'] = 1, ['t'] = 1, ['u'] = 1, ['v'] = 1, ['w'] = 1, ['x'] = 1, ['y'] = 1,
-		['z'] = 1,
-	};
+	/* A compact JWS: base64url and exactly two dots. Range compares without branches, so that
+	 * the compiler vectorises the loop: this runs on every request, over a kilobyte or more. */
 	size_t dots = 0;
 	unsigned bad = 0;
+	const unsigned char *u = (const unsigned char *)p;
 	for (size_t i = 0; i < n; i++) {
-		unsigned char t = b64url[(unsigned char)p[i]];
-		bad |= t == 0;
-		dots += t == 2;
+		unsigned c = u[i];
+		unsigned lower = c | 0x20;
+		unsigned ok = ((c - '0') < 10u) | ((lower - 'a') < 26u) | (c == '-') | (c == '_');
+		unsigned dot = c == '.';
+		bad |= !(ok | dot);
+		dots += dot;
 	}
 	if (bad || dots != 2)
 		return BC_ERR_INVALID;

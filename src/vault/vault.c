@@ -121,6 +121,26 @@ json_t *vault_attrs_json(const struct vreq *q, const struct vault_row *r, bool k
 	return a;
 }
 
+int vault_attrs_write(const struct vreq *q, const struct vault_row *r, bool key, struct bc_buf *out)
+{
+	/* vault_attrs_json's document, in its order */
+	int rc = bc_buf_appendf(out, "{\"enabled\":%s", r->enabled ? "true" : "false");
+	if (rc == BC_OK && r->has_nbf)
+		rc = bc_buf_appendf(out, ",\"nbf\":%lld", (long long)r->nbf);
+	if (rc == BC_OK && r->has_exp)
+		rc = bc_buf_appendf(out, ",\"exp\":%lld", (long long)r->exp);
+	if (rc == BC_OK)
+		rc = bc_buf_appendf(out, ",\"created\":%lld,\"updated\":%lld,\"recoveryLevel\":\"%s\"",
+				    (long long)r->created, (long long)r->updated, vault_recovery_level(&q->info));
+	if (rc == BC_OK && q->info.soft_delete)
+		rc = bc_buf_appendf(out, ",\"recoverableDays\":%d", vault_recoverable_days(&q->info));
+	if (rc == BC_OK && key)
+		rc = bc_buf_appends(out, ",\"exportable\":false");
+	if (rc == BC_OK)
+		rc = bc_buf_appendc(out, '}');
+	return rc;
+}
+
 json_t *vault_tags_json(const char *tags)
 {
 	if (!tags)
@@ -377,22 +397,20 @@ static void audit_begin(struct vreq *q)
 {
 	struct timeval tv;
 	gettimeofday(&tv, NULL);
-	memset(&q->audit, 0, sizeof(q->audit));
+	/* q->audit is zero: every vreq starts zeroed (calloc or an initialiser) */
 	q->audit.time_ms = (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
 	q->audit.duration_ms = bc_now_ms();
-	snprintf(q->audit.operation, sizeof(q->audit.operation), "%s", q->route->operation);
-	snprintf(q->audit.client_ip, sizeof(q->audit.client_ip), "%s",
-		 q->req->client_ip ? q->req->client_ip : "");
-	snprintf(q->audit.request_id, sizeof(q->audit.request_id), "%s",
-		 q->req->request_id ? q->req->request_id : "");
+	bc_strlcpy(q->audit.operation, q->route->operation, sizeof(q->audit.operation));
+	bc_strlcpy(q->audit.client_ip, q->req->client_ip, sizeof(q->audit.client_ip));
+	bc_strlcpy(q->audit.request_id, q->req->request_id, sizeof(q->audit.request_id));
 	lower_copy(q->audit.scope, q->req->ncaptures ? q->req->captures[0] : "", sizeof(q->audit.scope));
 }
 
 static void audit_caller(struct vreq *q)
 {
-	snprintf(q->audit.oid, sizeof(q->audit.oid), "%s", q->claims.oid);
-	snprintf(q->audit.appid, sizeof(q->audit.appid), "%s", q->claims.appid);
-	snprintf(q->audit.xms_mirid, sizeof(q->audit.xms_mirid), "%s", q->claims.xms_mirid);
+	bc_strlcpy(q->audit.oid, q->claims.oid, sizeof(q->audit.oid));
+	bc_strlcpy(q->audit.appid, q->claims.appid, sizeof(q->audit.appid));
+	bc_strlcpy(q->audit.xms_mirid, q->claims.xms_mirid, sizeof(q->audit.xms_mirid));
 }
 
 static void audit_end(struct vreq *q)
@@ -475,7 +493,7 @@ static void vault_handle(struct bc_http_req *req, struct bc_http_res *res, void 
 		goto done;
 	}
 	lower_copy(q->vkey, q->info.name, sizeof(q->vkey));
-	snprintf(q->audit.scope, sizeof(q->audit.scope), "%s", q->vkey);
+	bc_strlcpy(q->audit.scope, q->vkey, sizeof(q->audit.scope));
 
 	q->api_version = bc_http_query(req, "api-version");
 	if (!q->api_version || !*q->api_version) {

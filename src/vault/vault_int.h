@@ -295,6 +295,8 @@ int vault_in_txn(struct vreq *q, vault_txn_fn fn, void *ctx, struct bc_error *er
 const char *vault_recovery_level(const struct mgr_vault_info *info);
 int vault_recoverable_days(const struct mgr_vault_info *info);
 /* Adds "attributes" to obj from a row. */
+/* The same attributes object written into out (hot paths that skip building a tree). */
+int vault_attrs_write(const struct vreq *q, const struct vault_row *r, bool key, struct bc_buf *out) BC_MUST_CHECK;
 json_t *vault_attrs_json(const struct vreq *q, const struct vault_row *r, bool key);
 /* Paging: reads maxresults (1..25, default 25) and $skiptoken; writes nextLink. */
 int vault_page_params(struct vreq *q, int *limit, char *after, size_t after_len);

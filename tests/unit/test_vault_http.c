@@ -1041,6 +1041,28 @@ TEST(read_cache)
 	free(val);
 }
 
+/* The GET body is written directly; it is the same document the other operations build (the
+ * PUT answer is that bundle): value, id, contentType, tags, every attribute. */
+TEST(get_body_matches_bundle)
+{
+	const char *docs[] = {
+		"{\"value\":\"plain\"}",
+		"{\"value\":\"q\\\"u\\\\o\\u0001te \u00e9\\n\",\"contentType\":\"text/x \\\"y\\\"\",\"tags\":{\"z\":\"1\",\"a\":\"\\\"\"},"
+		"\"attributes\":{\"enabled\":true,\"nbf\":1000,\"exp\":4102444800}}",
+	};
+	for (size_t i = 0; i < sizeof(docs) / sizeof(docs[0]); i++) {
+		char path[64];
+		snprintf(path, sizeof(path), "/secrets/same-%zu" API, i);
+		struct resp put = kv("PUT", path, tok_writer, docs[i]);
+		REQUIRE(put.status == 200);
+		struct resp get = kv("GET", path, tok_writer, NULL);
+		CHECK_EQ_INT(get.status, 200);
+		CHECK(get.body && json_equal(put.body, get.body));
+		resp_release(&put);
+		resp_release(&get);
+	}
+}
+
 int main(int argc, char **argv)
 {
 	static const struct test_case cases[] = {
@@ -1060,6 +1082,7 @@ int main(int argc, char **argv)
 		T(policy_removed),
 		T(deleted_principal),
 		T(read_cache),
+		T(get_body_matches_bundle),
 	};
 	setup();
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {

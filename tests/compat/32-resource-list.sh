@@ -2,7 +2,8 @@
 # The generic resource list (GET /subscriptions/{sub}[/resourceGroups/{rg}]/resources) through
 # the real clients: @azure/arm-resources' ResourceManagementClient (32-resource-list.mjs: list,
 # listByResourceGroup, $filter, $expand, paging with top through nextLink, errors), then Debian's
-# azure-cli (`az resource list` with and without -g, --resource-type, --name, --tag), set up as in
+# azure-cli (`az resource list` with and without -g, --resource-type, --name, --tag; `az keyvault
+# show -n` and `az keyvault list` without -g, which look vaults up through it), set up as in
 # 31-az-cloud-login.sh (a registered cloud, a service-principal login). The resources: two groups,
 # a host, two user-assigned identities, an instance with both kinds of identity, a vault.
 # Runs in a network namespace of its own, where login./management.badge.internal resolve to the
@@ -75,4 +76,9 @@ if az resource list -g no-such-group -o json >"$dir/nogroup.out" 2>&1; then
 fi
 grep -q "ResourceGroupNotFound" "$dir/nogroup.out" || { cat "$dir/nogroup.out"; bt_fail "missing group: unexpected error"; }
 echo "az resource list: all, -g, --resource-type, -n, --tag"
+# az keyvault show without -g finds the vault's group through the generic list
+az keyvault show -n "$VAULT" -o json | jq -e --arg g "$GROUP_B" '.resourceGroup == $g' >/dev/null ||
+	bt_fail "az keyvault show -n (no -g)"
+az keyvault list -o json | jq -e --arg v "$VAULT" 'map(.name) == [$v]' >/dev/null || bt_fail "az keyvault list (no -g)"
+echo "az keyvault show -n / list without -g"
 echo "PASS"

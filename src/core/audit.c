@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/buf.h"
 #include "core/log.h"
 #include "core/util.h"
 
@@ -35,6 +36,7 @@ struct bc_audit {
 	uint64_t enqueued, committed; /* sequence numbers for flush */
 	bool stop;
 	char insert_sql[256];
+	char *insert_many_sql; /* owned, NULL = row by row */
 	void (*tick)(void *ctx);
 	void *tick_ctx;
 };
@@ -58,17 +60,40 @@ static void id_init(void)
 	bc_hex(b, sizeof(b), id_prefix);
 }
 
-int bc_audit_insert(struct bc_audit *a, struct bc_txn *txn, const struct bc_audit_rec *r, struct bc_error *err)
+#define NCOLS 12
+/* Records written by one statement in a batch: one statement (one round trip on PostgreSQL)
+ * for many rows. */
+#define ROWS_PER_INSERT 32
+
+/* The parameters of one record; id is the caller's buffer for its id. */
+static void rec_params(const struct bc_audit_rec *r, char id[48], struct bc_param p[NCOLS])
 {
-	char id[48];
 	pthread_once(&id_once, id_init);
-	snprintf(id, sizeof(id), "%s-%" PRIx64, id_prefix, atomic_fetch_add(&id_counter, 1));
-	struct bc_param p[] = {
+	snprintf(id, 48, "%s-%" PRIx64, id_prefix, atomic_fetch_add(&id_counter, 1));
+	const struct bc_param v[NCOLS] = {
 		BC_PTEXT(id),      BC_PINT(r->time_ms), BC_PTEXT(r->scope),      BC_PTEXT(r->operation),
 		opt(r->object),    opt(r->oid),         opt(r->appid),           opt(r->xms_mirid),
 		opt(r->client_ip), BC_PINT(r->status),  BC_PINT(r->duration_ms), opt(r->request_id),
 	};
-	return bc_store_exec(a->st, txn, a->insert_sql, p, sizeof(p) / sizeof(p[0]), NULL, NULL, NULL, err);
+	memcpy(p, v, sizeof(v));
+}
+
+int bc_audit_insert(struct bc_audit *a, struct bc_txn *txn, const struct bc_audit_rec *r, struct bc_error *err)
+{
+	char id[48];
+	struct bc_param p[NCOLS];
+	rec_params(r, id, p);
+	return bc_store_exec(a->st, txn, a->insert_sql, p, NCOLS, NULL, NULL, NULL, err);
+}
+
+/* ROWS_PER_INSERT records of the ring from slot start, in one statement. */
+static int insert_rows(struct bc_audit *a, struct bc_txn *txn, size_t start, struct bc_error *err)
+{
+	char ids[ROWS_PER_INSERT][48];
+	struct bc_param p[ROWS_PER_INSERT * NCOLS];
+	for (size_t i = 0; i < ROWS_PER_INSERT; i++)
+		rec_params(&a->ring[(start + i) % BC_AUDIT_QUEUE], ids[i], &p[i * NCOLS]);
+	return bc_store_exec(a->st, txn, a->insert_many_sql, p, ROWS_PER_INSERT * NCOLS, NULL, NULL, NULL, err);
 }
 
 /* Commits the n records of the ring from slot start. They stay in the ring, counted as queued,
@@ -80,7 +105,10 @@ static void write_batch(struct bc_audit *a, size_t start, size_t n)
 	for (int attempt = 0; attempt < 5; attempt++) {
 		struct bc_txn *txn = NULL;
 		int rc = bc_store_begin(a->st, &txn, &err);
-		for (size_t i = 0; rc == BC_OK && i < n; i++)
+		size_t i = 0;
+		for (; rc == BC_OK && a->insert_many_sql && n - i >= ROWS_PER_INSERT; i += ROWS_PER_INSERT)
+			rc = insert_rows(a, txn, start + i, &err);
+		for (; rc == BC_OK && i < n; i++)
 			rc = bc_audit_insert(a, txn, &a->ring[(start + i) % BC_AUDIT_QUEUE], &err);
 		if (rc == BC_OK) {
 			rc = bc_txn_commit(txn, &err);
@@ -157,12 +185,21 @@ int bc_audit_new(struct bc_audit **out, struct bc_store *st, const char *table, 
 		 "INSERT INTO %s (id, time_ms, %s, operation, object, oid, appid, xms_mirid, client_ip, status,"
 		 " duration_ms, request_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
 		 table, scope_column);
+	/* the same with ROWS_PER_INSERT rows (without it, batches go row by row) */
+	struct bc_buf many = {0};
+	const char *values = strstr(a->insert_sql, "VALUES ") + 7;
+	int mrc = bc_buf_append(&many, a->insert_sql, (size_t)(values - a->insert_sql));
+	for (int i = 0; mrc == BC_OK && i < ROWS_PER_INSERT; i++)
+		mrc = bc_buf_appendf(&many, "%s%s", i ? ", " : "", values);
+	a->insert_many_sql = mrc == BC_OK ? bc_buf_detach(&many, NULL) : NULL;
+	bc_buf_release(&many);
 	pthread_mutex_init(&a->mu, NULL);
 	pthread_cond_init(&a->cv, NULL);
 	pthread_cond_init(&a->space, NULL);
 	pthread_cond_init(&a->flushed, NULL);
 	if (pthread_create(&a->thread, NULL, writer, a) != 0) {
 		free(a->ring);
+		free(a->insert_many_sql);
 		free(a);
 		return bc_error_set(err, BC_ERR_INTERNAL, "cannot start the audit writer");
 	}
@@ -211,6 +248,7 @@ void bc_audit_free(struct bc_audit *a)
 	pthread_cond_destroy(&a->flushed);
 	pthread_mutex_destroy(&a->mu);
 	free(a->ring);
+	free(a->insert_many_sql);
 	free(a);
 }
 

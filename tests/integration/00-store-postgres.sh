@@ -25,3 +25,5 @@ if ! url=$(bash "$src/scripts/pg-test.sh" start "$work"); then
 	exit 0
 fi
 BADGE_TEST_PG_URL="$url" BADGE_TEST_PG_REQUIRED=1 "$bin"
+# the audit writer's multi-row statements on PostgreSQL too
+BADGE_TEST_PG_URL="$url" "$build/tests/test_core_audit"

@@ -35,14 +35,14 @@ struct page {
 	bool more;
 };
 
-static void iso7(int64_t t, char out[40])
+static void iso7(int64_t t, char out[48])
 {
 	char s[32];
 	mgr_iso8601(t, s);
 	size_t n = strlen(s);
 	if (n > 0 && s[n - 1] == 'Z')
 		s[n - 1] = '\0';
-	snprintf(out, 40, "%s.0000000Z", s); /* ARM's 7-digit fraction */
+	snprintf(out, 48, "%s.0000000Z", s); /* ARM's 7-digit fraction */
 }
 
 static json_t *generic(const struct page *p, const char *id, const char *name, const char *type,
@@ -61,7 +61,7 @@ static json_t *generic(const struct page *p, const char *id, const char *name, c
 	v = json_object_get(body, "identity");
 	if (json_is_object(v))
 		json_object_set_new(o, "identity", json_deep_copy(v));
-	char when[40];
+	char when[48];
 	if (p->x_created) {
 		iso7(created, when);
 		json_object_set_new(o, "createdTime", json_string(when));

@@ -17,8 +17,9 @@ enum agent_isolation {
 	AGENT_ISOLATION_APPSERVICE,
 };
 
-/* How often (seconds) a more preferred server that failed is tried again. */
+/* How often (seconds) a more preferred server that failed is tried again, by default. */
 #define AGENT_FAILBACK_S 30
+#define AGENT_FAILBACK_MAX_S 86400
 
 struct agent_config {
 	const char *data_dir;            /* state: keys, certificates, sync cache, control socket */
@@ -42,6 +43,8 @@ struct agent_config {
 	int sync_timeout_s;              /* long-poll timeout, 0 = 30, at most 60 */
 	unsigned threads;                /* HTTP threads per instance listener, 0 = 2 */
 	const char *ops_listen;          /* "127.0.0.1:PORT": /healthz, /readyz, /metrics; NULL = off */
+	int failback_s;                  /* after a failover, seconds between tries of the first server;
+					  * 0 = AGENT_FAILBACK_S, at most AGENT_FAILBACK_MAX_S */
 };
 
 struct agent;

@@ -161,13 +161,20 @@ int agent_servers_set(struct agent *a, const char *list, struct bc_error *err)
 	return BC_OK;
 }
 
+/* Seconds between tries of the preferred server while another one is in use. */
+static int64_t failback_s(const struct agent *a)
+{
+	int s = a->cfg.failback_s;
+	return s > 0 && s <= AGENT_FAILBACK_MAX_S ? s : AGENT_FAILBACK_S;
+}
+
 /* The server to try first (a->mu held): the one that answered last, or the preferred one once
- * its retry time has come (then not again before AGENT_FAILBACK_S). */
+ * its retry time has come (then not again before the failback interval). */
 static size_t server_first(struct agent *a)
 {
 	int64_t now = bc_now();
 	if (a->active && now >= a->retry_preferred_at) {
-		a->retry_preferred_at = now + AGENT_FAILBACK_S;
+		a->retry_preferred_at = now + failback_s(a);
 		return 0;
 	}
 	return a->active;
@@ -204,7 +211,7 @@ static int with_failover(struct agent *a, attempt_fn attempt, void *arg, long *s
 				bc_log_info("agent: using server %s", a->servers[i]);
 				bc_metrics_count("agent_server_switches", 1);
 				if (i)
-					a->retry_preferred_at = bc_now() + AGENT_FAILBACK_S;
+					a->retry_preferred_at = bc_now() + failback_s(a);
 				a->active = i;
 			}
 			pthread_mutex_unlock(&a->mu);

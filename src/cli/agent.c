@@ -23,7 +23,7 @@ static void usage(FILE *f)
 		"                   [--isolation auto|netns|appservice] [--netns-prefix P] [--netns-subnet A.B.0.0]\n"
 		"                   [--adopt NAME=/path/to/netns]... [--server-addr IP] [--rate N] [--concurrency N]\n"
 		"                   [--unlimited] [--key-type RSA|EC] [--sync-timeout S] [--threads N] [--log-level L]\n"
-		"                   [--ops-listen ADDRESS:PORT]\n"
+		"                   [--ops-listen ADDRESS:PORT] [--failback-interval S]\n"
 		"       badge agent status --data-dir DIR\n"
 		"       badge agent rotate-secret --data-dir DIR NAME\n"
 		"\n"
@@ -33,12 +33,15 @@ static void usage(FILE *f)
 		"\n"
 		"  --server URL        the server; several (comma-separated or repeated) are replicas in order of\n"
 		"                      preference: the agent uses the first that answers, moves to the next on a\n"
-		"                      connection failure or a 5xx, and tries the first again every %d s.\n"
+		"                      connection failure or a 5xx, and tries the first again every\n"
+		"                      --failback-interval seconds.\n"
 		"                      Without --server, the ones given at enrolment.\n"
+		"  --failback-interval S  after moving off the first server, try it again every S seconds\n"
+		"                      (1..%d; default %d)\n"
 		"  --ops-listen A:P    serve /healthz, /readyz and /metrics (Prometheus) over plain HTTP on A:P\n"
 		"                      (e.g. 127.0.0.1:9464; port 0 picks one, shown by `badge agent status`);\n"
 		"                      off by default\n",
-		AGENT_FAILBACK_S);
+		AGENT_FAILBACK_MAX_S, AGENT_FAILBACK_S);
 }
 
 static int ctl_command(const char *cmd, const char *dir, const char *name)
@@ -103,7 +106,8 @@ int cli_agent_main(int argc, char **argv)
 	static char servers[SERVERS_MAX];
 	int rc = 1;
 	enum { O_SERVER = 256, O_JOIN, O_JOINF, O_CA, O_HOST, O_DOMAIN, O_MRES, O_ISO, O_PREFIX, O_SUBNET, O_ADOPT,
-	       O_SADDR, O_RATE, O_CONC, O_UNLIM, O_KEY, O_SYNC, O_THREADS, O_LOG, O_DIR, O_OPS };
+	       O_SADDR, O_RATE, O_CONC, O_UNLIM, O_KEY, O_SYNC, O_THREADS, O_LOG, O_DIR, O_OPS,
+	       O_FAILBACK };
 	static const struct option opts[] = {
 		{"data-dir", required_argument, 0, O_DIR}, {"server", required_argument, 0, O_SERVER},
 		{"join-token", required_argument, 0, O_JOIN}, {"join-token-file", required_argument, 0, O_JOINF},
@@ -115,7 +119,7 @@ int cli_agent_main(int argc, char **argv)
 		{"concurrency", required_argument, 0, O_CONC}, {"unlimited", no_argument, 0, O_UNLIM},
 		{"key-type", required_argument, 0, O_KEY}, {"sync-timeout", required_argument, 0, O_SYNC},
 		{"threads", required_argument, 0, O_THREADS}, {"log-level", required_argument, 0, O_LOG},
-		{"ops-listen", required_argument, 0, O_OPS},
+		{"ops-listen", required_argument, 0, O_OPS}, {"failback-interval", required_argument, 0, O_FAILBACK},
 		{"help", no_argument, 0, 'h'}, {0, 0, 0, 0},
 	};
 	if (argc > 1 && (!strcmp(argv[1], "status") || !strcmp(argv[1], "rotate-secret"))) {
@@ -139,6 +143,16 @@ int cli_agent_main(int argc, char **argv)
 			cfg.server_url = servers;
 			break;
 		case O_OPS: cfg.ops_listen = optarg; break;
+		case O_FAILBACK: {
+			char *end;
+			long s = strtol(optarg, &end, 10);
+			if (end == optarg || *end || s < 1 || s > AGENT_FAILBACK_MAX_S) {
+				rc = cli_fail("--failback-interval takes seconds, 1 to %d", AGENT_FAILBACK_MAX_S);
+				goto done;
+			}
+			cfg.failback_s = (int)s;
+			break;
+		}
 		case O_JOIN: cfg.join_token = optarg; break;
 		case O_JOINF:
 			if (read_token_file(optarg, &token_from_file))

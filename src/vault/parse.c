@@ -5,6 +5,10 @@
 #include <strings.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdint.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 #include <string.h>
 #include "core/b64.h"
 #include "core/json.h"
@@ -98,18 +102,33 @@ int vault_parse_bearer(const char *hdr, const char **tok, size_t *len)
 		return BC_ERR_UNAUTHENTICATED;
 	if (n > BC_LIMIT_JWT_BYTES)
 		return BC_ERR_INVALID;
-	/* A compact JWS: base64url and exactly two dots. Range compares without branches, so that
-	 * the compiler vectorises the loop: this runs on every request, over a kilobyte or more. */
-	size_t dots = 0;
+	/* A compact JWS: base64url and exactly two dots. This runs on every request, over a
+	 * kilobyte or more: sixteen bytes at a time where SSE2 is there (every x86-64). */
+	size_t dots = 0, i = 0;
 	unsigned bad = 0;
 	const unsigned char *u = (const unsigned char *)p;
-	for (size_t i = 0; i < n; i++) {
+#ifdef __SSE2__
+	const __m128i d0 = _mm_set1_epi8('0' - 1), d9 = _mm_set1_epi8('9' + 1);
+	const __m128i la = _mm_set1_epi8('a' - 1), lz = _mm_set1_epi8('z' + 1), low = _mm_set1_epi8(0x20);
+	const __m128i m0 = _mm_set1_epi8('-' - 1), m1 = _mm_set1_epi8('.' + 1);
+	const __m128i us = _mm_set1_epi8('_'), dt = _mm_set1_epi8('.');
+	for (; n - i >= 16; i += 16) {
+		/* signed compares: bytes past 0x7f are negative and fall outside every range */
+		__m128i x = _mm_loadu_si128((const __m128i *)(const void *)(u + i));
+		__m128i l = _mm_or_si128(x, low);
+		__m128i ok = _mm_or_si128(_mm_and_si128(_mm_cmpgt_epi8(x, d0), _mm_cmplt_epi8(x, d9)),
+					  _mm_and_si128(_mm_cmpgt_epi8(l, la), _mm_cmplt_epi8(l, lz)));
+		ok = _mm_or_si128(ok, _mm_and_si128(_mm_cmpgt_epi8(x, m0), _mm_cmplt_epi8(x, m1)));
+		ok = _mm_or_si128(ok, _mm_cmpeq_epi8(x, us));
+		bad |= (unsigned)_mm_movemask_epi8(ok) ^ 0xffffu;
+		dots += (size_t)__builtin_popcount((unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(x, dt)));
+	}
+#endif
+	for (; i < n; i++) {
 		unsigned c = u[i];
-		unsigned lower = c | 0x20;
-		unsigned ok = ((c - '0') < 10u) | ((lower - 'a') < 26u) | (c == '-') | (c == '_');
-		unsigned dot = c == '.';
-		bad |= !(ok | dot);
-		dots += dot;
+		unsigned ok = ((c - '0') < 10u) | (((c | 0x20) - 'a') < 26u) | (c == '-') | (c == '_') | (c == '.');
+		bad |= !ok;
+		dots += c == '.';
 	}
 	if (bad || dots != 2)
 		return BC_ERR_INVALID;

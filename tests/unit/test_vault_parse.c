@@ -261,5 +261,46 @@ TEST(op_bodies)
 	CHECK_EQ_INT(vault_parse_rng(b, strlen(b), &n, &f), BC_ERR_INVALID);
 }
 
-TEST_MAIN(T(names), T(versions), T(api_versions), T(bearer), T(secret_bodies), T(secret_limits),
+/* The token scan goes sixteen bytes at a time and then byte by byte: every position of a token
+ * of every length up to 70 (both parts), every byte outside base64url, and the dot count. */
+TEST(bearer_scan_every_position)
+{
+	static const unsigned char badc[] = {'+', '/', '=', ' ', '@', '[', '`', '{', ':', '^', ',', 0x7f, 0x80, 0xc3, 0xff, 0x01};
+	char hdr[128];
+	const char *tok;
+	size_t len;
+	for (size_t n = 4; n <= 70; n++) {
+		/* valid: dots at 1 and n-2, letters, digits, '-' and '_' elsewhere */
+		memcpy(hdr, "Bearer ", 7);
+		for (size_t i = 0; i < n; i++)
+			hdr[7 + i] = "aZ09-_xQ"[i % 8];
+		hdr[7 + 1] = '.';
+		hdr[7 + n - 2] = '.';
+		hdr[7 + n] = '\0';
+		CHECK_EQ_INT(vault_parse_bearer(hdr, &tok, &len), BC_OK);
+		CHECK_EQ_INT(len, n);
+		for (size_t pos = 0; pos < n; pos++) {
+			if (pos == 1 || pos == n - 2)
+				continue;
+			char keep = hdr[7 + pos];
+			for (size_t b = 0; b < sizeof(badc); b++) {
+				hdr[7 + pos] = (char)badc[b];
+				int rc = vault_parse_bearer(hdr, &tok, &len);
+				/* a space inside ends nothing: the token has a blank in it (invalid), unless it
+				 * is the first or last byte, which is trimmed and leaves a valid shorter token */
+				if (badc[b] == ' ' && (pos == 0 || pos == n - 1))
+					CHECK_EQ_INT(rc, BC_OK);
+				else if (rc != BC_ERR_INVALID) {
+					fprintf(stderr, "n=%zu pos=%zu byte=0x%02x rc=%d\n", n, pos, badc[b], rc);
+					CHECK_EQ_INT(rc, BC_ERR_INVALID);
+				}
+			}
+			hdr[7 + pos] = '.'; /* a third dot */
+			CHECK_EQ_INT(vault_parse_bearer(hdr, &tok, &len), BC_ERR_INVALID);
+			hdr[7 + pos] = keep;
+		}
+	}
+}
+
+TEST_MAIN(T(bearer_scan_every_position), T(names), T(versions), T(api_versions), T(bearer), T(secret_bodies), T(secret_limits),
 	  T(key_bodies), T(op_bodies))

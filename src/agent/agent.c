@@ -716,10 +716,13 @@ static void *sync_thread(void *arg)
 		pthread_mutex_lock(&a->mu);
 		long long since = (long long)a->revision;
 		pthread_mutex_unlock(&a->mu);
-		/* after a failure, ask at once (timeout 0) rather than waiting for a change */
-		/* a long poll ends in time for the next certificate renewal */
-		snprintf(path, sizeof(path), "/badge/agent/v1/sync?since=%lld&timeout=%d", retry ? -1LL : since,
-			 retry ? 0 : seconds_to_renewal(a, timeout));
+		/* after a failure, ask for the whole state at once (no revision, timeout 0) rather than
+		 * waiting for a change; a long poll ends in time for the next certificate renewal */
+		if (retry)
+			snprintf(path, sizeof(path), "/badge/agent/v1/sync?timeout=0");
+		else
+			snprintf(path, sizeof(path), "/badge/agent/v1/sync?since=%lld&timeout=%d", since,
+				 seconds_to_renewal(a, timeout));
 		int rc = agent_call(a, "GET", path, NULL, (timeout + 15) * 1000L, &status, &doc, &err);
 		if (stopping(a)) {
 			json_decref(doc);

@@ -487,6 +487,16 @@ TEST(agent_protocol)
 	CHECK_EQ_INT(call_as(host_token, "GET", fmt("/badge/agent/v1/sync?since=%lld&timeout=0", (long long)rev), NULL, &j), 200);
 	CHECK_EQ_INT(json_integer_value(json_object_get(j, "revision")), rev);
 	json_decref(j);
+	/* without a revision (an agent retrying after a failed apply): the whole state at once, even
+	 * with a timeout; a negative revision is refused */
+	CHECK_EQ_INT(call_as(host_token, "GET", "/badge/agent/v1/sync?timeout=0", NULL, &j), 200);
+	CHECK_EQ_INT(json_integer_value(json_object_get(j, "revision")), rev);
+	json_decref(j);
+	CHECK_EQ_INT(call_as(host_token, "GET", "/badge/agent/v1/sync?timeout=5", NULL, &j), 200);
+	CHECK_EQ_INT(json_integer_value(json_object_get(j, "revision")), rev);
+	json_decref(j);
+	CHECK_EQ_INT(call_as(host_token, "GET", "/badge/agent/v1/sync?since=-1&timeout=0", NULL, &j), 400);
+	json_decref(j);
 	/* the admin is no host */
 	CHECK_EQ_INT(call("GET", "/badge/agent/v1/sync?since=0&timeout=0", NULL, &j), 403);
 	json_decref(j);

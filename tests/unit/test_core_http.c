@@ -857,17 +857,39 @@ done:
 	return rc;
 }
 
+/* A self-signed certificate, its key, and the certificate written as a CA file in a temp dir. */
+struct tls_files {
+	char *cert, *key;
+	char dir[32], ca[64];
+};
+
+static int tls_files_make(struct tls_files *t)
+{
+	memset(t, 0, sizeof(*t));
+	snprintf(t->dir, sizeof(t->dir), "/tmp/badge-http-XXXXXX");
+	if (make_cert(&t->cert, &t->key) != 0 || !mkdtemp(t->dir))
+		return -1;
+	snprintf(t->ca, sizeof(t->ca), "%s/ca.pem", t->dir);
+	FILE *f = fopen(t->ca, "w");
+	if (!f)
+		return -1;
+	fputs(t->cert, f);
+	return fclose(f);
+}
+
+static void tls_files_free(struct tls_files *t)
+{
+	unlink(t->ca);
+	rmdir(t->dir);
+	free(t->cert);
+	free(t->key);
+}
+
 TEST(t_live_https)
 {
-	char *cert = NULL, *key = NULL;
-	REQUIRE(make_cert(&cert, &key) == 0);
-	char dir[] = "/tmp/badge-http-XXXXXX", ca[64];
-	REQUIRE(mkdtemp(dir));
-	snprintf(ca, sizeof(ca), "%s/ca.pem", dir);
-	FILE *f = fopen(ca, "w");
-	REQUIRE(f);
-	fputs(cert, f);
-	fclose(f);
+	struct tls_files tf;
+	REQUIRE(tls_files_make(&tf) == 0);
+	const char *ca = tf.ca, *cert = tf.cert, *key = tf.key;
 	struct live lv;
 	if (live_start(&lv, cert, key) == 0) {
 		struct bc_httpc_res r;
@@ -891,10 +913,7 @@ TEST(t_live_https)
 	} else {
 		CHECK(!"https listener did not start");
 	}
-	unlink(ca);
-	rmdir(dir);
-	free(cert);
-	free(key);
+	tls_files_free(&tf);
 }
 
 static size_t collect(char *p, size_t size, size_t n, void *ud)
@@ -908,15 +927,9 @@ static size_t collect(char *p, size_t size, size_t n, void *ud)
  * size arrive whole, in order. */
 TEST(t_live_https_cork)
 {
-	char *cert = NULL, *key = NULL;
-	REQUIRE(make_cert(&cert, &key) == 0);
-	char dir[] = "/tmp/badge-http-XXXXXX", ca[64];
-	REQUIRE(mkdtemp(dir));
-	snprintf(ca, sizeof(ca), "%s/ca.pem", dir);
-	FILE *f = fopen(ca, "w");
-	REQUIRE(f);
-	fputs(cert, f);
-	fclose(f);
+	struct tls_files tf;
+	REQUIRE(tls_files_make(&tf) == 0);
+	const char *ca = tf.ca, *cert = tf.cert, *key = tf.key;
 	struct live lv;
 	REQUIRE(live_start(&lv, cert, key) == 0);
 	CURL *h = curl_easy_init();
@@ -998,10 +1011,7 @@ TEST(t_live_https_cork)
 	close(fd);
 	SSL_CTX_free(sc);
 	bc_http_server_free(lv.srv);
-	unlink(ca);
-	rmdir(dir);
-	free(cert);
-	free(key);
+	tls_files_free(&tf);
 }
 
 /* ---------- parked requests ---------- */

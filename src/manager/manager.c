@@ -35,6 +35,12 @@ static const char *const migrations[] = {
 	"CREATE TABLE mgr_join_tokens (hash TEXT PRIMARY KEY, host TEXT NOT NULL, expires BIGINT NOT NULL,"
 	" used BIGINT NOT NULL);"
 	"CREATE TABLE mgr_host_rev (host TEXT PRIMARY KEY, rev BIGINT NOT NULL)",
+	/* 2: soft-deleted vaults (deleted.c), keyed by lower-case name: vault names are global */
+	"CREATE TABLE mgr_deleted_vaults (lname TEXT PRIMARY KEY, name TEXT NOT NULL, sub TEXT NOT NULL,"
+	" rg TEXT NOT NULL, rkey TEXT NOT NULL, id TEXT NOT NULL, location TEXT NOT NULL, body TEXT NOT NULL,"
+	" deleted BIGINT NOT NULL, purge_at BIGINT NOT NULL, protected BIGINT NOT NULL);"
+	"CREATE INDEX mgr_deleted_vaults_sub ON mgr_deleted_vaults (sub, lname);"
+	"CREATE INDEX mgr_deleted_vaults_purge ON mgr_deleted_vaults (purge_at)",
 };
 
 /* The store has no unsubscribe, and may deliver a notification after mgr_free (the store is

@@ -54,4 +54,26 @@ int mgr_vault_lookup(struct mgr *m, const char *vault_name, struct mgr_vault_inf
 int mgr_vault_authorize(struct mgr *m, const struct mgr_vault_info *v, const char *oid, const char *category,
 			const char *permission, struct bc_error *err) BC_MUST_CHECK;
 
+/* Vault lifecycle (Azure's): deleting a vault soft-deletes it (deletedVaults), a PUT with
+ * properties.createMode "recover" brings it back, a purge removes it for good. The vault
+ * component stores the vault's contents and registers these hooks (the manager does not depend
+ * on it); without hooks a purge is refused (503), so that no vault's contents outlive it. */
+struct mgr_vault_hooks {
+	/* Runs inside the manager's transaction that purges vault `vault` (lower-case name): removes
+	 * everything stored for it. A failure rolls the whole purge back. May run more than once
+	 * (the transaction is retried on conflicts). */
+	int (*purge_txn)(void *ctx, struct bc_txn *txn, const char *vault, struct bc_error *err);
+	/* After that transaction committed, on this replica, before the caller is answered. */
+	void (*purged)(void *ctx, const char *vault);
+	void *ctx;
+};
+/* Registers the hooks (copied). One set per manager: BC_ERR_EXISTS when another is registered. */
+int mgr_vault_hooks_set(struct mgr *m, const struct mgr_vault_hooks *h) BC_MUST_CHECK;
+/* Unregisters the hooks whose ctx is ctx (others stay). */
+void mgr_vault_hooks_clear(struct mgr *m, void *ctx);
+/* Purges the soft-deleted vaults whose scheduled purge date is at or before now (epoch s), each
+ * in its own transaction; *purged (may be NULL) counts them. The vault's periodic sweep calls it
+ * on one replica at a time. */
+int mgr_vault_purge_expired(struct mgr *m, int64_t now, int *purged, struct bc_error *err) BC_MUST_CHECK;
+
 #endif

@@ -129,6 +129,7 @@ struct mgr {
 	uint64_t gen;         /* bumped by every committed change, here or on another replica */
 	struct mgr_vcache vcache[MGR_VCACHE_SLOTS];
 	struct mgr_gcache gcache[MGR_GCACHE_SLOTS];
+	struct mgr_vault_hooks hooks; /* guarded by mu; purge_txn NULL: none registered */
 
 	struct relay *relay;     /* what the store's notifications reach this manager through */
 	pthread_mutex_t hq_mu;   /* guards hq */
@@ -307,5 +308,35 @@ int mgr_token_hash(const char *token, char out[65]) BC_MUST_CHECK;
 /* Output shaping shared by families. */
 json_t *mgr_vm_json(struct mgr *m, const struct mgr_res *r);
 json_t *mgr_vault_json(struct mgr *m, const struct mgr_res *r);
+
+/* ---- soft-deleted vaults (deleted.c) ---- */
+#define MGR_DELETED_VAULT_TYPE "Microsoft.KeyVault/deletedVaults"
+/* One row of mgr_deleted_vaults: the vault resource as it was when deleted. */
+struct mgr_dvault {
+	char lname[BC_LIMIT_NAME + 1];          /* lower-case name: the key (names are global) */
+	char name[BC_LIMIT_NAME + 1];
+	char sub[64];                           /* lower case */
+	char rg[96];                            /* lower case */
+	char rkey[BC_LIMIT_RESOURCE_ID + 1];    /* the vault's mgr_resources key */
+	char id[BC_LIMIT_RESOURCE_ID + 1];      /* the vault's ARM id (properties.vaultId) */
+	char location[128];
+	json_t *body;                           /* owned: the resource body as it was */
+	int64_t deleted, purge_at;              /* epoch s */
+	bool protected;                         /* enablePurgeProtection */
+	bool found;
+};
+void mgr_dvault_release(struct mgr_dvault *d);
+/* Reads the soft-deleted vault lname (lock: for update); d->found false when there is none. */
+int mgr_dvault_get(struct mgr *m, struct bc_txn *txn, const char *lname, bool lock, struct mgr_dvault *d,
+		   struct bc_error *err) BC_MUST_CHECK;
+int mgr_dvault_remove(struct mgr *m, struct bc_txn *txn, const char *lname, struct bc_error *err) BC_MUST_CHECK;
+/* Records vault resource r (about to be deleted) as soft-deleted, now. */
+int mgr_dvault_add(struct mgr *m, struct bc_txn *txn, const struct mgr_res *r, struct bc_error *err) BC_MUST_CHECK;
+/* Routes: GET deletedVaults (subscription), GET and POST .../purge of one. */
+void mgr_dvault_list_h(struct bc_http_req *req, struct bc_http_res *res, void *ctx);
+void mgr_dvault_get_h(struct bc_http_req *req, struct bc_http_res *res, void *ctx);
+void mgr_dvault_purge_h(struct bc_http_req *req, struct bc_http_res *res, void *ctx);
+/* "West US" -> "westus": how ARM spells a location in ids. */
+void mgr_location_key(const char *loc, char *out, size_t n);
 
 #endif

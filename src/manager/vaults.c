@@ -170,9 +170,52 @@ struct vault_put {
 	bool patch;
 	const char *op; /* accessPolicies/{op} */
 	bool created;
+	bool recover; /* properties.createMode "recover" */
 	json_t *out;
 	char code[64];
+	int http; /* with code: the status (0: 404 for BC_ERR_NOT_FOUND, else 409) */
 };
+
+static const char deleted_state_msg[] =
+	"A vault with the same name already exists in deleted state. You need to either recover or purge existing "
+	"key vault. Follow this link https://go.microsoft.com/fwlink/?linkid=2149745 for more information on soft "
+	"delete.";
+
+/* createMode "recover": the soft-deleted vault lname comes back as it was (Azure ignores the
+ * request's properties then). Fills r and removes the deleted record. Sets p->code on refusal. */
+static int recover_into(struct mgr *m, struct bc_txn *txn, struct vault_put *p, struct mgr_dvault *dv,
+			struct mgr_res *r, struct bc_error *err)
+{
+	char want[128], have[128];
+	const char *loc = bc_json_str(p->body, "location");
+	if (strcmp(dv->sub, p->sub)) { /* another subscription's vault: say no more than for a create */
+		snprintf(p->code, sizeof(p->code), "ConflictError");
+		return bc_error_set(err, BC_ERR_EXISTS, "%s", deleted_state_msg);
+	}
+	if (strcmp(dv->rkey, p->key)) {
+		snprintf(p->code, sizeof(p->code), "BadRequest");
+		p->http = 400;
+		return bc_error_set(err, BC_ERR_INVALID, "The vault '%s' was deleted from resource group '%s': recover it "
+				    "there.", dv->name, dv->rg);
+	}
+	mgr_location_key(loc, want, sizeof(want));
+	mgr_location_key(dv->location, have, sizeof(have));
+	if (loc && strcmp(want, have)) {
+		snprintf(p->code, sizeof(p->code), "BadRequest");
+		p->http = 400;
+		return bc_error_set(err, BC_ERR_INVALID, "The deleted vault '%s' is in location '%s', not '%s'.", dv->name,
+				    dv->location, loc);
+	}
+	int st = mgr_dvault_remove(m, txn, dv->lname, err);
+	if (st != BC_OK)
+		return st;
+	snprintf(r->key, sizeof(r->key), "%s", dv->rkey);
+	snprintf(r->id, sizeof(r->id), "%s", dv->id);
+	snprintf(r->name, sizeof(r->name), "%s", dv->name);
+	r->body = dv->body;
+	dv->body = NULL;
+	return BC_OK;
+}
 
 /* accessPolicies/{add|replace|remove} on the stored list. */
 static int policy_op(json_t *props, const char *op, const json_t *given, struct bc_error *err)
@@ -275,7 +318,27 @@ static int put_txn(struct mgr *m, struct bc_txn *txn, void *ctx, struct bc_error
 	}
 	snprintf(gn, sizeof(gn), "vault:");
 	(void)mgr_lower(p->name, gn + 6, sizeof(gn) - 6);
+	bool recovered = false;
 	if (!r.found) {
+		/* A soft-deleted vault keeps its (global) name until it is purged. */
+		struct mgr_dvault dv;
+		st = mgr_dvault_get(m, txn, gn + 6, true, &dv, err);
+		if (st == BC_OK && dv.found && p->recover) {
+			st = recover_into(m, txn, p, &dv, &r, err);
+			recovered = st == BC_OK;
+		} else if (st == BC_OK && dv.found) {
+			snprintf(p->code, sizeof(p->code), "ConflictError");
+			st = bc_error_set(err, BC_ERR_EXISTS, "%s", deleted_state_msg);
+		} else if (st == BC_OK && p->recover) {
+			snprintf(p->code, sizeof(p->code), "ResourceNotFound");
+			st = bc_error_set(err, BC_ERR_NOT_FOUND, "The deleted vault '%s' was not found: there is nothing to "
+					  "recover.", p->name);
+		}
+		mgr_dvault_release(&dv);
+		if (st != BC_OK)
+			goto done;
+	}
+	if (!r.found && !recovered) {
 		st = bc_store_get_text(m->st, txn, "SELECT id FROM mgr_resources WHERE gname = ?",
 				       (struct bc_param[]){BC_PTEXT(gn)}, 1, &other, err);
 		if (st != BC_OK)
@@ -294,7 +357,9 @@ static int put_txn(struct mgr *m, struct bc_txn *txn, void *ctx, struct bc_error
 				   "properties");
 	}
 	json_t *props = json_object_get(r.body, "properties");
-	if (p->op) {
+	if (recovered) {
+		/* as it was */
+	} else if (p->op) {
 		json_t *given = json_object_get(json_object_get(p->body, "properties"), "accessPolicies"), *pol = NULL;
 		st = check_policies(given ? given : json_null(), &pol, err);
 		if (st == BC_OK)
@@ -364,9 +429,19 @@ static void vault_write(struct bc_http_req *req, struct bc_http_res *res, void *
 	p.sub = sub;
 	p.patch = patch;
 	p.op = op;
+	if (!patch && !op) {
+		const json_t *mode = json_object_get(json_object_get(p.body, "properties"), "createMode");
+		if (mode && !json_is_null(mode) &&
+		    (!json_is_string(mode) || (strcasecmp(json_string_value(mode), "default") &&
+					       strcasecmp(json_string_value(mode), "recover")))) {
+			arm_error(res, 400, "BadRequest", "properties.createMode must be 'default' or 'recover'");
+			goto out;
+		}
+		p.recover = mode && json_is_string(mode) && !strcasecmp(json_string_value(mode), "recover");
+	}
 	if (mgr_txn(a.m, put_txn, &p, &err) != BC_OK) {
 		if (p.code[0])
-			arm_error(res, err.status == BC_ERR_NOT_FOUND ? 404 : 409, p.code, "%s", err.msg);
+			arm_error(res, p.http ? p.http : err.status == BC_ERR_NOT_FOUND ? 404 : 409, p.code, "%s", err.msg);
 		else if (err.status == BC_ERR_INVALID)
 			arm_error(res, 400, "BadRequest", "%s", err.msg);
 		else
@@ -408,7 +483,10 @@ int mgr_vault_delete_txn(struct mgr *m, struct bc_txn *txn, const char *key, str
 	struct mgr_res r;
 	int st = mgr_res_get(m, txn, key, true, &r, err);
 	if (st == BC_OK && r.found) {
-		st = mgr_res_delete(m, txn, key, err);
+		/* soft delete: the vault's record (and, in the vault, its contents) stay until purged */
+		st = mgr_dvault_add(m, txn, &r, err);
+		if (st == BC_OK)
+			st = mgr_res_delete(m, txn, key, err);
 		if (st == BC_OK)
 			st = mgr_ra_delete_scope(m, txn, r.id, err);
 		if (st == BC_OK)
@@ -437,5 +515,10 @@ const struct bc_route mgr_vault_routes[] = {
 	{"GET", VP "/{name}", vault_get, NULL, 0},
 	{"DELETE", VP "/{name}", vault_get, NULL, 0},
 	{"PUT", VP "/{name}/accessPolicies/{op}", vault_policy_h, NULL, 0},
+	{"GET", "/subscriptions/{sub}/providers/Microsoft.KeyVault/deletedVaults", mgr_dvault_list_h, NULL, 0},
+	{"GET", "/subscriptions/{sub}/providers/Microsoft.KeyVault/locations/{location}/deletedVaults/{name}",
+	 mgr_dvault_get_h, NULL, 0},
+	{"POST", "/subscriptions/{sub}/providers/Microsoft.KeyVault/locations/{location}/deletedVaults/{name}/purge",
+	 mgr_dvault_purge_h, NULL, 0},
 };
 const size_t mgr_vault_nroutes = sizeof(mgr_vault_routes) / sizeof(mgr_vault_routes[0]);

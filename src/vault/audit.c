@@ -2,6 +2,7 @@
  * transaction, everything else through the group-commit writer); the writer's tick also sweeps
  * deleted objects past their scheduled purge date, on one replica at a time. Records never hold
  * values, tokens or key material: the object is "secrets/NAME/VERSION". */
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,7 +17,13 @@
 struct sweep_ctx {
 	struct bc_store *st;
 	int64_t last_sweep;
+	_Atomic(struct mgr *) mgr; /* borrowed; NULL: soft-deleted vaults are not swept */
 };
+
+void vault_audit_sweep_vaults(struct vault_audit *a, struct mgr *m)
+{
+	atomic_store(&a->sweep->mgr, m);
+}
 
 /* Deleted objects past their scheduled purge date go away here, off the request path. */
 static void sweep(void *ctx)
@@ -32,6 +39,12 @@ static void sweep(void *ctx)
 		bc_log_warn("vault: purge sweep: %s", err.msg);
 	else if (leader && vault_obj_sweep(s->st, now, &err) != BC_OK)
 		bc_log_warn("vault: purge sweep failed: %s", err.msg);
+	struct mgr *m = atomic_load(&s->mgr);
+	int n = 0;
+	bc_error_clear(&err);
+	/* soft-deleted vaults past their scheduled purge date: the vault and all it held */
+	if (leader && m && mgr_vault_purge_expired(m, now, &n, &err) != BC_OK)
+		bc_log_warn("vault: purge sweep of deleted vaults failed: %s", err.msg);
 }
 
 static struct sweep_ctx *sweeper_of(struct bc_store *st)

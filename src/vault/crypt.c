@@ -232,6 +232,24 @@ void vault_crypt_free(struct vault_crypt *c)
 	free(c);
 }
 
+void vault_crypt_forget(struct vault_crypt *c, const char *vault)
+{
+	if (!c)
+		return;
+	pthread_rwlock_wrlock(&c->lock);
+	for (struct dek **pp = &c->deks; *pp;) {
+		struct dek *d = *pp;
+		if (!vault || strcmp(d->vault, vault) == 0) {
+			*pp = d->next;
+			bc_wipe(d, sizeof(*d));
+			free(d);
+		} else {
+			pp = &d->next;
+		}
+	}
+	pthread_rwlock_unlock(&c->lock);
+}
+
 static bool dek_cached(struct vault_crypt *c, const char *vault, uint8_t key[KEY_LEN])
 {
 	bool found = false;

@@ -378,6 +378,17 @@ int vault_obj_purge(struct bc_store *st, struct bc_txn *txn, const char *vault, 
 	return delete_all(st, txn, vault, kind, lname, err);
 }
 
+int vault_obj_purge_vault(struct bc_store *st, struct bc_txn *txn, const char *vault, struct bc_error *err)
+{
+	static const char *const sql[] = {"DELETE FROM vault_versions WHERE vault = ?",
+					   "DELETE FROM vault_objects WHERE vault = ?",
+					   "DELETE FROM vault_deks WHERE vault = ?"};
+	int rc = BC_OK;
+	for (size_t i = 0; rc == BC_OK && i < sizeof(sql) / sizeof(sql[0]); i++)
+		rc = bc_store_exec(st, txn, sql[i], (struct bc_param[]){BC_PTEXT(vault)}, 1, NULL, NULL, NULL, err);
+	return rc;
+}
+
 int vault_obj_sweep(struct bc_store *st, int64_t now, struct bc_error *err)
 {
 	struct bc_txn *txn = NULL;

@@ -573,15 +573,53 @@ static char *lower_dup(const char *s)
 	return d;
 }
 
+#define PURGE_NOTE " purge" /* "<self_id> <vault> purge": the vault was purged for good */
+
 static void on_objects_change(void *ctx, const char *channel, const char *payload)
 {
 	struct vault *v = ctx;
-	size_t n = strlen(v->self_id);
+	size_t n = strlen(v->self_id), pl = strlen(payload), ml = strlen(PURGE_NOTE);
 	(void)channel;
 	/* our own changes were forgotten right after their commit; "" = anything may have changed */
 	if (strncmp(payload, v->self_id, n) == 0 && payload[n] == ' ')
 		return;
 	vault_cache_invalidate(v->cache);
+	/* a purged vault's data key is gone: a new vault of that name gets its own */
+	const char *sp = strchr(payload, ' ');
+	if (!*payload) {
+		vault_crypt_forget(v->crypt, NULL);
+	} else if (sp && pl > ml && !strcmp(payload + pl - ml, PURGE_NOTE)) {
+		char name[BC_LIMIT_NAME + 1];
+		size_t len = (size_t)(payload + pl - ml - (sp + 1));
+		if (len < sizeof(name)) {
+			memcpy(name, sp + 1, len);
+			name[len] = '\0';
+			vault_crypt_forget(v->crypt, name);
+		} else {
+			vault_crypt_forget(v->crypt, NULL);
+		}
+	}
+}
+
+/* The manager purges a vault (deletedVaults/{name}/purge, or its retention ended): in its
+ * transaction, everything stored for the vault goes and every replica is told. */
+static int purge_hook(void *ctx, struct bc_txn *txn, const char *vault, struct bc_error *err)
+{
+	struct vault *v = ctx;
+	char note[sizeof(v->self_id) + BC_LIMIT_NAME + sizeof(PURGE_NOTE) + 2];
+	int rc = vault_obj_purge_vault(v->st, txn, vault, err);
+	snprintf(note, sizeof(note), "%s %s%s", v->self_id, vault, PURGE_NOTE);
+	if (rc == BC_OK)
+		rc = bc_store_notify(v->st, txn, VAULT_NOTIFY_CHANNEL, note, err);
+	return rc;
+}
+
+/* After that commit, on this replica, before the caller is answered. */
+static void purged_hook(void *ctx, const char *vault)
+{
+	struct vault *v = ctx;
+	vault_cache_invalidate(v->cache);
+	vault_crypt_forget(v->crypt, vault);
 }
 
 int vault_new(struct vault **out, struct bc_store *st, struct dir *d, struct mgr *m,
@@ -629,6 +667,12 @@ int vault_new(struct vault **out, struct bc_store *st, struct dir *d, struct mgr
 		vault_cache_free(v->cache);
 		v->cache = NULL;
 	}
+	/* The first vault of a manager purges vaults' contents and sweeps expired deleted vaults
+	 * (a second one on the same manager, as in tests, only serves requests). */
+	v->hooks_set = mgr_vault_hooks_set(m, &(struct mgr_vault_hooks){.purge_txn = purge_hook,
+									.purged = purged_hook, .ctx = v}) == BC_OK;
+	if (v->hooks_set)
+		vault_audit_sweep_vaults(v->audit, m);
 	*out = v;
 	return BC_OK;
 fail:
@@ -652,9 +696,11 @@ void vault_free(struct vault *v)
 {
 	if (!v)
 		return;
+	if (v->hooks_set)
+		mgr_vault_hooks_clear(v->mgr, v);
 	bc_store_unsubscribe(v->st, v);
+	vault_audit_free(v->audit); /* stops the sweep, which may purge vaults (and use the cache) */
 	vault_cache_free(v->cache);
-	vault_audit_free(v->audit);
 	vault_crypt_free(v->crypt);
 	mounts_free(v);
 	free(v->suffix);

@@ -145,6 +145,9 @@ int vault_backup_open(struct vault_crypt *c, const char *kind, const uint8_t *bl
 int vault_dek_rewrap(struct vault_crypt *from, struct vault_crypt *to, const char *vault, const char *wrapped,
 		     char **out, struct bc_error *err) BC_MUST_CHECK;
 int vault_dek_check(struct vault_crypt *c, const char *vault, const char *wrapped, struct bc_error *err) BC_MUST_CHECK;
+/* Forgets the cached data key of vault (NULL: of every vault): after a purge removed it, a new
+ * vault of the same name must get a data key of its own. */
+void vault_crypt_forget(struct vault_crypt *c, const char *vault);
 
 /* ---- audit.c --------------------------------------------------------------------------- */
 
@@ -155,6 +158,9 @@ struct vault_audit {
 	struct sweep_ctx *sweep;  /* owned: the purge sweep run on the writer's tick */
 };
 int vault_audit_new(struct vault_audit **out, struct bc_store *st, struct bc_error *err) BC_MUST_CHECK;
+/* From now on the sweep also purges soft-deleted vaults past their scheduled purge date
+ * (mgr_vault_purge_expired). */
+void vault_audit_sweep_vaults(struct vault_audit *a, struct mgr *m);
 /* Flushes what is queued (committed) and stops the writer. */
 void vault_audit_free(struct vault_audit *a);
 #define vault_audit_enqueue(a, r) bc_audit_enqueue((a)->w, (r))
@@ -224,6 +230,10 @@ int vault_obj_purge(struct bc_store *st, struct bc_txn *txn, const char *vault, 
 		    const char *name, struct bc_error *err) BC_MUST_CHECK;
 /* Removes deleted objects whose scheduled purge date has passed. */
 int vault_obj_sweep(struct bc_store *st, int64_t now, struct bc_error *err) BC_MUST_CHECK;
+/* Removes everything stored for vault (lower-case name): every object and version, its data key.
+ * The caller publishes the change and retires the read cache (vault_purge_txn in vault.c). */
+int vault_obj_purge_vault(struct bc_store *st, struct bc_txn *txn, const char *vault,
+			  struct bc_error *err) BC_MUST_CHECK;
 /* Does the name exist (live or deleted)? */
 int vault_obj_exists(struct bc_store *st, struct bc_txn *txn, const char *vault, const char *kind,
 		     const char *name, bool *exists, bool *deleted, struct bc_error *err) BC_MUST_CHECK;
@@ -243,6 +253,7 @@ struct vault {
 	struct vault_audit *audit; /* owned */
 	struct vault_cache *cache; /* owned, NULL = no read cache */
 	char self_id[17];          /* random: this instance's own change notifications start with it */
+	bool hooks_set;            /* registered its vault lifecycle hooks with mgr */
 	_Atomic int64_t last_sweep;
 };
 

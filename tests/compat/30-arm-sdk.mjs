@@ -1,6 +1,7 @@
 // Real management clients against badge's resource manager: @azure/arm-msi creates, lists (by
 // group and by subscription) and deletes user-assigned identities; @azure/arm-keyvault creates a
-// vault, updates its access policies (add, replace, remove) and reads them back. Both use a
+// vault, updates its access policies (add, replace, remove) and reads them back, deletes it
+// (soft delete: listDeleted, getDeleted, recover, purge). Both use a
 // ClientSecretCredential against badge's directory.
 // Usage: node 30-arm-sdk.mjs ; environment from the server's env file plus CLIENT_ID,
 // CLIENT_SECRET (an Owner of the subscription), GROUP (an existing resource group), OTHER_OID (a
@@ -158,4 +159,48 @@ console.log("arm-keyvault: update and lists");
 await msi.userAssignedIdentities.delete(group, "compat-uai-2");
 await kv.vaults.delete(group, vaultName);
 await expectError(kv.vaults.get(group, vaultName), 404, null, "arm-keyvault get after delete");
+
+// soft delete: the deleted vault is listed and read back, its name stays taken, purge
+// protection (set by the PATCH above) refuses the purge
+const lro = { updateIntervalInMs: 100 };
+const vaultParams = (extra = {}) => ({
+  location: "local",
+  properties: { tenantId: tenant, sku: { family: "A", name: "standard" }, accessPolicies: [], ...extra },
+});
+const deleted = (await collect(kv.vaults.listDeleted())).find((x) => x.name === vaultName);
+check(deleted, "listDeleted: the deleted vault is missing");
+check(deleted.type === "Microsoft.KeyVault/deletedVaults", `listDeleted: type ${deleted.type}`);
+check(deleted.properties?.vaultId?.endsWith(`/providers/Microsoft.KeyVault/vaults/${vaultName}`),
+  `listDeleted: vaultId ${deleted.properties?.vaultId}`);
+check(deleted.properties?.location === "local", `listDeleted: location ${deleted.properties?.location}`);
+check(deleted.properties?.purgeProtectionEnabled === true, "listDeleted: purgeProtectionEnabled");
+check(deleted.properties?.deletionDate instanceof Date && deleted.properties?.scheduledPurgeDate instanceof Date,
+  "listDeleted: dates");
+check(deleted.properties.scheduledPurgeDate - deleted.properties.deletionDate === 7 * 86400 * 1000,
+  "listDeleted: scheduledPurgeDate is the retention (7 days) after deletionDate");
+const dv = await kv.vaults.getDeleted(vaultName, "local");
+check(dv.id === deleted.id && dv.properties?.tags?.env === "compat", `getDeleted: ${JSON.stringify(dv)}`);
+await expectError(kv.vaults.getDeleted(vaultName, "elsewhere"), 404, "ResourceNotFound", "arm-keyvault getDeleted elsewhere");
+await expectError(kv.vaults.createOrUpdate(group, vaultName, vaultParams(), lro), 409, "ConflictError",
+  "arm-keyvault create while deleted");
+await expectError(kv.vaults.purgeDeleted(vaultName, "local", lro), 409, null, "arm-keyvault purge under protection");
+console.log("arm-keyvault: listDeleted, getDeleted; the name is taken; purge protection holds");
+
+// recover (createMode recover), then delete and purge for good: the name is free again
+const second = vaultName + "b";
+await kv.vaults.createOrUpdate(group, second, vaultParams({
+  accessPolicies: [{ tenantId: tenant, objectId: env.OTHER_OID, permissions: { secrets: ["get"] } }],
+}), lro);
+await kv.vaults.delete(group, second);
+const back = await kv.vaults.createOrUpdate(group, second, vaultParams({ createMode: "recover" }), lro);
+check(back.properties?.accessPolicies?.length === 1, "recover: the access policy came back");
+await kv.vaults.delete(group, second);
+await kv.vaults.beginPurgeDeletedAndWait(second, "local", lro);
+await expectError(kv.vaults.getDeleted(second, "local"), 404, "ResourceNotFound", "arm-keyvault getDeleted after purge");
+check(!(await collect(kv.vaults.listDeleted())).some((x) => x.name === second), "listDeleted after purge");
+const fresh = await kv.vaults.createOrUpdate(group, second, vaultParams(), lro);
+check(fresh.properties?.accessPolicies?.length === 0, "a new vault of a purged name starts empty");
+await kv.vaults.delete(group, second);
+await kv.vaults.purgeDeleted(second, "local", lro);
+console.log("arm-keyvault: recover, purge (beginPurgeDeletedAndWait, purgeDeleted), the name reused");
 console.log("OK");

@@ -2,12 +2,14 @@
  * sync loop that keeps instances and identity credentials in line with the server. */
 #include "agent/agentint.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <signal.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -204,12 +206,17 @@ static const struct bc_route appservice_routes[] = {
 
 /* ---- instances ---- */
 
-static const char *adopt_path(const struct agent *a, const char *name)
+/* --adopt KEY=PATH: KEY is the instance's local name (its name when unique on the host) or its
+ * resource id (any case). */
+static const char *adopt_path(const struct agent *a, const struct agent_instance *in)
 {
-	size_t n = strlen(name);
-	for (const char *const *p = a->cfg.adopt; p && *p; p++)
-		if (!strncmp(*p, name, n) && (*p)[n] == '=')
+	size_t n = strlen(in->local), r = strlen(in->resource_id);
+	for (const char *const *p = a->cfg.adopt; p && *p; p++) {
+		if (!strncmp(*p, in->local, n) && (*p)[n] == '=')
 			return *p + n + 1;
+		if (r && !strncasecmp(*p, in->resource_id, r) && (*p)[r] == '=')
+			return *p + r + 1;
+	}
 	return NULL;
 }
 
@@ -222,7 +229,7 @@ static int appservice_secret(struct agent *a, struct agent_instance *in, bool ro
 		return rc;
 	if (!doc && !(doc = json_object()))
 		return bc_error_set(err, BC_ERR_NOMEM, "out of memory");
-	json_t *e = json_object_get(doc, in->name);
+	json_t *e = json_object_get(doc, in->local);
 	const char *s = e ? bc_json_str(e, "secret") : NULL;
 	if (!rotate && s && strlen(s) < sizeof(in->secret)) {
 		snprintf(in->secret, sizeof(in->secret), "%s", s);
@@ -238,7 +245,7 @@ static int appservice_secret(struct agent *a, struct agent_instance *in, bool ro
 	}
 	bc_hex(raw, sizeof(raw), in->secret);
 	bc_wipe(raw, sizeof(raw));
-	json_object_set_new(doc, in->name, json_pack("{s:s, s:i}", "secret", in->secret, "port", in->port));
+	json_object_set_new(doc, in->local, json_pack("{s:s, s:i}", "secret", in->secret, "port", in->port));
 	rc = agent_json_save(a, "appservice.json", doc, err);
 	json_decref(doc);
 	return rc;
@@ -249,7 +256,7 @@ static int appservice_save_port(struct agent *a, struct agent_instance *in)
 	json_t *doc = NULL;
 	if (agent_json_load(a, "appservice.json", &doc, NULL) != BC_OK || !doc)
 		return -1;
-	json_object_set_new(doc, in->name, json_pack("{s:s, s:i}", "secret", in->secret, "port", in->port));
+	json_object_set_new(doc, in->local, json_pack("{s:s, s:i}", "secret", in->secret, "port", in->port));
 	int rc = agent_json_save(a, "appservice.json", doc, NULL);
 	json_decref(doc);
 	return rc;
@@ -323,8 +330,8 @@ static void instance_destroy(struct agent *a, struct agent_instance *in)
 	if (in->netns)
 		agent_netns_teardown(a, in);
 	else
-		appservice_forget(a, in->name);
-	bc_log_info("agent: instance %s removed from this host", in->name);
+		appservice_forget(a, in->local);
+	bc_log_info("agent: instance %s (%s) removed from this host", in->name, in->resource_id);
 	instance_free(in);
 }
 
@@ -361,27 +368,54 @@ static int parse_identities(const json_t *inst, struct agent_identity **out, siz
 	return BC_OK;
 }
 
-static struct agent_instance *find_instance(struct agent *a, const char *name)
+/* An instance is its resource id (ARM ids compare without regard to case): a name is unique only
+ * within a resource group, and two instances named alike must never share a listener, a
+ * namespace or each other's identities. */
+static struct agent_instance *find_instance(struct agent_instance *list, const char *resource_id)
 {
-	for (struct agent_instance *in = a->instances; in; in = in->next)
-		if (!strcmp(in->name, name))
+	for (struct agent_instance *in = list; in; in = in->next)
+		if (bc_streq_ci(in->resource_id, resource_id))
 			return in;
 	return NULL;
 }
 
-struct agent_instance *agent_instance_lock(struct agent *a, const char *name)
+static bool selects(const struct agent_instance *in, const char *selector)
 {
+	return agent_selector_matches(selector, in->name, in->resource_id, in->group);
+}
+
+struct agent_instance *agent_instance_lock(struct agent *a, const char *selector, size_t *matches)
+{
+	struct agent_instance *found = NULL;
+	*matches = 0;
 	pthread_mutex_lock(&a->mu);
-	struct agent_instance *in = find_instance(a, name);
-	if (!in)
+	for (struct agent_instance *in = a->instances; in; in = in->next)
+		if (selects(in, selector) && ++*matches == 1)
+			found = in;
+	if (*matches != 1) {
 		pthread_mutex_unlock(&a->mu);
-	return in;
+		return NULL;
+	}
+	return found;
+}
+
+json_t *agent_instance_matches(struct agent *a, const char *selector)
+{
+	json_t *arr = json_array();
+	pthread_mutex_lock(&a->mu);
+	for (struct agent_instance *in = a->instances; arr && in; in = in->next)
+		if (selects(in, selector) && json_array_append_new(arr, json_string(in->resource_id)) != 0) {
+			json_decref(arr);
+			arr = NULL;
+		}
+	pthread_mutex_unlock(&a->mu);
+	return arr;
 }
 
 static bool valid_instance_name(const char *s)
 {
 	size_t n = s ? strlen(s) : 0;
-	if (!n || n > 64)
+	if (!n || n > AGENT_NAME_MAX)
 		return false;
 	for (size_t i = 0; i < n; i++)
 		if (!(s[i] == '-' || s[i] == '_' || s[i] == '.' || (s[i] >= '0' && s[i] <= '9') ||
@@ -390,7 +424,14 @@ static bool valid_instance_name(const char *s)
 	return s[0] != '.';
 }
 
-static struct agent_instance *instance_new(struct agent *a, json_t *doc)
+/* The key of a sync entry: its resource id, or its name from a server that sent none. */
+static const char *instance_key(const json_t *v)
+{
+	const char *rid = bc_json_str(v, "resourceId");
+	return rid && rid[0] && strlen(rid) <= BC_LIMIT_RESOURCE_ID ? rid : bc_json_str(v, "name");
+}
+
+static struct agent_instance *instance_new(struct agent *a, json_t *doc, const char *local)
 {
 	struct agent_instance *in = calloc(1, sizeof(*in));
 	if (!in)
@@ -398,6 +439,13 @@ static struct agent_instance *instance_new(struct agent *a, json_t *doc)
 	in->agent = a;
 	in->nsfd = -1;
 	snprintf(in->name, sizeof(in->name), "%s", bc_json_str(doc, "name"));
+	snprintf(in->resource_id, sizeof(in->resource_id), "%s", instance_key(doc));
+	snprintf(in->local, sizeof(in->local), "%s", local);
+	const char *g = bc_json_str(doc, "resourceGroupName");
+	if (g && strlen(g) < sizeof(in->group))
+		snprintf(in->group, sizeof(in->group), "%s", g);
+	else if (agent_rid_group(in->resource_id, in->group, sizeof(in->group)) != BC_OK)
+		in->group[0] = '\0';
 	in->doc = json_incref(doc);
 	unsigned rate = a->cfg.unlimited ? 0 : a->cfg.rate ? a->cfg.rate : AGENT_DEFAULT_RATE;
 	unsigned conc = a->cfg.unlimited ? 0 : a->cfg.concurrency ? a->cfg.concurrency : AGENT_DEFAULT_CONCURRENCY;
@@ -414,16 +462,16 @@ static struct agent_instance *instance_new(struct agent *a, json_t *doc)
 static int instance_start(struct agent *a, struct agent_instance *in, struct bc_error *err)
 {
 	int rc;
-	if (in->netns && (rc = agent_netns_setup(a, in, adopt_path(a, in->name), err)) != BC_OK)
+	if (in->netns && (rc = agent_netns_setup(a, in, adopt_path(a, in), err)) != BC_OK)
 		return rc;
 	if ((rc = instance_listen(a, in, err)) != BC_OK)
 		return rc;
 	if (in->netns)
-		bc_log_info("agent: instance %s serves 169.254.169.254:80 in %s", in->name,
-			    in->ns_name[0] ? in->ns_name : adopt_path(a, in->name));
+		bc_log_info("agent: instance %s (%s) serves 169.254.169.254:80 in %s", in->name, in->resource_id,
+			    in->ns_name[0] ? in->ns_name : adopt_path(a, in));
 	else
-		bc_log_info("agent: instance %s serves http://127.0.0.1:%d/msi/token (App Service flavour)", in->name,
-			    in->port);
+		bc_log_info("agent: instance %s (%s) serves http://127.0.0.1:%d/msi/token (App Service flavour)",
+			    in->name, in->resource_id, in->port);
 	return BC_OK;
 }
 
@@ -593,14 +641,111 @@ static bool host_cert_maintain(struct agent *a)
 
 /* ---- sync ---- */
 
+static void lower_key(const char *key, char out[BC_LIMIT_RESOURCE_ID + 1])
+{
+	size_t i = 0;
+	for (; key[i] && i < BC_LIMIT_RESOURCE_ID; i++)
+		out[i] = (char)tolower((unsigned char)key[i]);
+	out[i] = '\0';
+}
+
+/* names.json: {"<resource id, lower case>": "<local name>"}. When it is absent (state of an older
+ * agent, which named everything by the instance's name), *legacy gets the names that state used:
+ * the namespaces of netns.json (less the prefix) and the keys of appservice.json. */
+static json_t *names_load(struct agent *a, json_t **legacy)
+{
+	json_t *saved = NULL, *doc = NULL;
+	const char *k, *prefix = a->cfg.netns_prefix ? a->cfg.netns_prefix : "badge-";
+	json_t *v;
+	*legacy = NULL;
+	if (agent_json_load(a, "names.json", &saved, NULL) == BC_OK && json_is_object(saved))
+		return saved;
+	json_decref(saved);
+	*legacy = json_array();
+	if (agent_json_load(a, "netns.json", &doc, NULL) == BC_OK && json_is_object(doc))
+		json_object_foreach(doc, k, v)
+			if (!strncmp(k, prefix, strlen(prefix)))
+				json_array_append_new(*legacy, json_string(k + strlen(prefix)));
+	json_decref(doc);
+	doc = NULL;
+	if (agent_json_load(a, "appservice.json", &doc, NULL) == BC_OK && json_is_object(doc))
+		json_object_foreach(doc, k, v)
+			json_array_append_new(*legacy, json_string(k));
+	json_decref(doc);
+	return json_object();
+}
+
+/* The valid entries of a sync (one per resource id) with their local names: the one a live
+ * instance has, the saved one, or a new one (naming.c). Called by the only thread that changes
+ * a->instances, so it reads the list without the lock. */
+static int sync_names(struct agent *a, json_t *insts, struct agent_naming *names, json_t **docs, size_t *count)
+{
+	json_t *legacy = NULL, *saved = names_load(a, &legacy), *v, *keep;
+	const char *leg[AGENT_MAX_INSTANCES];
+	size_t nleg = 0, n = 0, i;
+	char key[BC_LIMIT_RESOURCE_ID + 1];
+	int rc = BC_OK;
+	json_array_foreach(legacy, i, v)
+		if (nleg < AGENT_MAX_INSTANCES && json_is_string(v))
+			leg[nleg++] = json_string_value(v);
+	json_array_foreach(insts, i, v) {
+		const char *name = bc_json_str(v, "name");
+		if (i >= AGENT_MAX_INSTANCES || !valid_instance_name(name))
+			continue;
+		const char *rid = instance_key(v);
+		bool dup = false;
+		for (size_t k = 0; k < n && !dup; k++)
+			dup = bc_streq_ci(names[k].resource_id, rid);
+		if (dup)
+			continue;
+		const struct agent_instance *in = find_instance(a->instances, rid);
+		lower_key(rid, key);
+		const char *local = in ? in->local : bc_json_str(saved, key);
+		names[n].name = name;
+		names[n].resource_id = rid;
+		if (!local || strlen(local) >= sizeof(names[n].local))
+			local = "";
+		snprintf(names[n].local, sizeof(names[n].local), "%s", local);
+		docs[n++] = v;
+	}
+	if (agent_names_assign(names, n, leg, nleg) != BC_OK)
+		bc_log_warn("agent: some instances got no name on this host");
+	/* what is kept: the names of this sync's instances; those of instances gone are free again */
+	keep = json_object();
+	for (size_t k = 0; keep && k < n; k++)
+		if (names[k].local[0]) {
+			lower_key(names[k].resource_id, key);
+			json_object_set_new(keep, key, json_string(names[k].local));
+		}
+	if (!keep || !saved)
+		rc = BC_ERR_NOMEM;
+	else if (legacy || !json_equal(saved, keep)) {
+		struct bc_error err = {0};
+		if ((rc = agent_json_save(a, "names.json", keep, &err)) != BC_OK)
+			bc_log_warn("agent: cannot save the instances' names: %s", err.msg);
+	}
+	json_decref(keep);
+	json_decref(legacy);
+	json_decref(saved);
+	*count = n;
+	return rc;
+}
+
 /* Brings instances in line with a sync document. Returns false when something must be retried. */
 static bool apply_sync(struct agent *a, json_t *doc, bool issue)
 {
 	bool ok = true;
 	json_t *insts = json_object_get(doc, "instances");
 	struct agent_instance *fresh = NULL, *gone = NULL;
-	size_t i;
-	json_t *v;
+	size_t nnames = 0, cap = json_array_size(insts) ? json_array_size(insts) : 1;
+	/* names first, saved before any namespace is made with them: a restart finds the same ones */
+	struct agent_naming *names = calloc(cap, sizeof(*names));
+	json_t **docs = calloc(cap, sizeof(*docs));
+	if (!names || !docs || sync_names(a, insts, names, docs, &nnames) != BC_OK) {
+		free(names);
+		free(docs);
+		return false; /* nothing changed; retried */
+	}
 
 	pthread_mutex_lock(&a->mu);
 	a->revision = bc_json_int(doc, "revision", a->revision);
@@ -609,11 +754,9 @@ static bool apply_sync(struct agent *a, json_t *doc, bool issue)
 	a->vaults = json_is_array(vaults) ? json_incref(vaults) : json_array();
 	for (struct agent_instance *in = a->instances; in; in = in->next)
 		in->seen = false;
-	json_array_foreach(insts, i, v) {
-		const char *name = bc_json_str(v, "name");
-		if (i >= AGENT_MAX_INSTANCES || !valid_instance_name(name))
-			continue;
-		struct agent_instance *in = find_instance(a, name);
+	for (size_t k = 0; k < nnames; k++) {
+		json_t *v = docs[k];
+		struct agent_instance *in = find_instance(a->instances, names[k].resource_id);
 		if (in) {
 			struct agent_identity *ids;
 			size_t n;
@@ -625,7 +768,9 @@ static bool apply_sync(struct agent *a, json_t *doc, bool issue)
 			json_decref(in->doc);
 			in->doc = json_incref(v);
 			in->seen = true;
-		} else if ((in = instance_new(a, v))) {
+		} else if (!names[k].local[0]) {
+			ok = false;
+		} else if ((in = instance_new(a, v, names[k].local))) {
 			in->seen = true;
 			in->next = fresh;
 			fresh = in;
@@ -644,6 +789,8 @@ static bool apply_sync(struct agent *a, json_t *doc, bool issue)
 	struct agent_cred *gone_creds = creds_unlink_unwanted(a, fresh);
 	pthread_mutex_unlock(&a->mu);
 	creds_free_gone(a, gone_creds);
+	free(names);
+	free(docs);
 
 	while (gone) {
 		struct agent_instance *in = gone;
@@ -655,7 +802,7 @@ static bool apply_sync(struct agent *a, json_t *doc, bool issue)
 		struct bc_error err = {0};
 		fresh = in->next;
 		if (instance_start(a, in, &err) != BC_OK) {
-			bc_log_error("agent: cannot start instance %s: %s", in->name, err.msg);
+			bc_log_error("agent: cannot start instance %s (%s): %s", in->name, in->resource_id, err.msg);
 			instance_free(in);
 			ok = false;
 			continue;
@@ -785,7 +932,8 @@ json_t *agent_status_json(struct agent *a)
 			}
 			json_array_append_new(ids, o);
 		}
-		json_t *o = json_pack("{s:s, s:s, s:o}", "name", in->name, "isolation",
+		json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:o}", "name", in->name, "resourceId", in->resource_id,
+				      "resourceGroup", in->group, "localName", in->local, "isolation",
 				      in->netns ? "netns" : "appservice", "identities", ids);
 		if (in->netns)
 			bc_json_set_str(o, "namespace", in->ns_name[0] ? in->ns_name : "(adopted)");
@@ -808,12 +956,15 @@ json_t *agent_status_json(struct agent *a)
 	return st;
 }
 
-int agent_rotate_secret(struct agent *a, const char *name, struct bc_error *err)
+int agent_rotate_secret(struct agent *a, const char *selector, struct bc_error *err)
 {
-	struct agent_instance *in = agent_instance_lock(a, name);
+	size_t matches;
+	struct agent_instance *in = agent_instance_lock(a, selector, &matches);
 	if (!in)
-		return bc_error_set(err, BC_ERR_NOT_FOUND, "no such instance on this host");
-	int rc = in->netns ? bc_error_set(err, BC_ERR_INVALID, "instance %s is isolated by its namespace", name)
+		return matches ? bc_error_set(err, BC_ERR_CONFLICT, "%zu instances match %s on this host", matches,
+					      selector)
+			       : bc_error_set(err, BC_ERR_NOT_FOUND, "no such instance on this host");
+	int rc = in->netns ? bc_error_set(err, BC_ERR_INVALID, "instance %s is isolated by its namespace", in->name)
 			   : appservice_secret(a, in, true, err);
 	pthread_mutex_unlock(&a->mu);
 	return rc;

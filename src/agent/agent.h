@@ -31,9 +31,11 @@ struct agent_config {
 	const char *domain;              /* names in instances' hosts files; NULL = "badge.internal" */
 	const char *management_resource; /* host token audience; NULL = "https://management.<domain>/" */
 	enum agent_isolation isolation;
-	const char *netns_prefix;        /* namespace names "<prefix><instance>"; NULL = "badge-" */
+	const char *netns_prefix;        /* namespace names "<prefix><instance>" ("<prefix><instance>-<hash>"
+					  * for a name two instances share); NULL = "badge-" */
 	const char *netns_subnet;        /* IPv4 /16 for the veth links; NULL = "10.213.0.0" */
-	const char *const *adopt;        /* "NAME=/path/of/netns" entries, NULL-terminated; may be NULL */
+	const char *const *adopt;        /* "NAME=/path/of/netns" entries (NAME: the instance's local name
+					  * or resource id), NULL-terminated; may be NULL */
 	const char *server_addr;         /* address the hosts files name; NULL = host side of each veth */
 	unsigned rate;                   /* IMDS requests per second per instance, 0 = default 20 */
 	unsigned concurrency;            /* IMDS requests in flight per instance, 0 = default 5 */
@@ -71,10 +73,16 @@ struct agent_exec_info {
 	char endpoint[256];   /* App Service: IDENTITY_ENDPOINT */
 	char secret[80];      /* App Service: IDENTITY_HEADER */
 };
+/* An instance is selected by its resource id ("/subscriptions/..."; any case), "GROUP/NAME", or
+ * NAME alone when no other instance on the host has that name. A selector that matches several
+ * fails with BC_ERR_CONFLICT (agent_ctl_matches lists them), one that matches none with
+ * BC_ERR_NOT_FOUND. */
 int agent_ctl_get(const char *sock_path, const char *instance, struct agent_exec_info *out,
 		  struct bc_error *err) BC_MUST_CHECK;
 /* Replaces an instance's App Service secret. */
 int agent_ctl_rotate(const char *sock_path, const char *instance, struct bc_error *err) BC_MUST_CHECK;
+/* The resource ids of the instances a selector matches, as JSON array text (caller frees). */
+int agent_ctl_matches(const char *sock_path, const char *instance, char **json_out, struct bc_error *err) BC_MUST_CHECK;
 /* The agent's status as JSON text (caller frees): revision, instances with their endpoints. */
 int agent_ctl_status(const char *sock_path, char **json_out, struct bc_error *err) BC_MUST_CHECK;
 

@@ -25,6 +25,9 @@
 #define AGENT_SECRET_BYTES 32         /* App Service header secret, hex-encoded */
 #define AGENT_MAX_SERVERS 8           /* server URLs to fail over between */
 #define AGENT_SERVER_URL_MAX 512
+#define AGENT_NAME_MAX 64             /* instance names the agent serves (valid_instance_name) */
+#define AGENT_LOCAL_HASH_LEN 8        /* hex digits of the resource id's hash in "<name>-<hash>" */
+#define AGENT_LOCAL_MAX (AGENT_NAME_MAX + 1 + 64 + 1) /* a local name: name, '-', up to 64 hex */
 
 /* A key pair with its certificate: the host's, or one identity's. */
 struct agent_cred {
@@ -57,6 +60,10 @@ struct agent_instance {
 	struct agent_instance *next;
 	struct agent *agent;            /* borrowed back-pointer */
 	char name[BC_LIMIT_NAME + 1];
+	char resource_id[BC_LIMIT_RESOURCE_ID + 1]; /* what the instance is; its name alone is not */
+	char group[BC_LIMIT_NAME + 1];  /* its resource group */
+	char local[AGENT_LOCAL_MAX];    /* unique on this host (naming.c): names its namespace, veth
+					 * links, hosts file, App Service port and secret */
 	json_t *doc;                    /* owned: the instance object of the last sync */
 	struct agent_identity *ids;     /* owned */
 	size_t nids;
@@ -64,7 +71,7 @@ struct agent_instance {
 	struct bc_http_server *srv;     /* owned: this instance's listener(s) */
 	bool netns;                     /* isolation of this instance */
 	int nsfd;                       /* its network namespace, -1 for App Service */
-	char ns_name[64];               /* "" for an adopted namespace */
+	char ns_name[AGENT_LOCAL_MAX + 64]; /* "<prefix><local>", "" for an adopted namespace */
 	char hosts_path[PATH_MAX];
 	int slot;                       /* veth subnet slot, 0 = none */
 	int port;                       /* App Service port */
@@ -141,6 +148,26 @@ int agent_fetch_token(void *ctx, const char *object_id, const char *resource, st
 int agent_servers_set(struct agent *a, const char *list, struct bc_error *err) BC_MUST_CHECK;
 int agent_parse_token_response(const json_t *body, int64_t now, struct imds_token *out, struct bc_error *err) BC_MUST_CHECK;
 
+/* naming.c (pure) */
+struct agent_naming {
+	const char *name;               /* borrowed: the instance's name */
+	const char *resource_id;        /* borrowed */
+	char local[AGENT_LOCAL_MAX];    /* in: the one it has ("" for none); out: the one it keeps */
+};
+/* Gives each entry without a local name one no other entry holds: its name when no other entry
+ * holds it and no other entry without a local name has the same name, else "<name>-<hash of the
+ * resource id>". Entries keep the local names they have. A name in legacy (state of an agent from
+ * before local names) goes to the first entry of that name. BC_ERR_LIMIT when some entry got
+ * none (more than AGENT_MAX_INSTANCES entries). */
+int agent_names_assign(struct agent_naming *v, size_t n, const char *const *legacy, size_t nlegacy) BC_MUST_CHECK;
+/* SHA-256 of the lower-cased resource id, hex. */
+int agent_rid_digest(const char *resource_id, char out[65]) BC_MUST_CHECK;
+/* The resource group of a resource id. */
+int agent_rid_group(const char *resource_id, char *out, size_t n) BC_MUST_CHECK;
+/* Whether a control-socket selector means this instance: a resource id (starts with '/', any
+ * case), "GROUP/NAME" (group in any case), or NAME. */
+bool agent_selector_matches(const char *selector, const char *name, const char *resource_id, const char *group);
+
 /* netns.c */
 int agent_netns_setup(struct agent *a, struct agent_instance *in, const char *adopt_path, struct bc_error *err) BC_MUST_CHECK;
 int agent_netns_bind(struct agent *a, int nsfd, int *out_fd, struct bc_error *err) BC_MUST_CHECK;
@@ -157,8 +184,12 @@ void agent_ops_stop(struct agent *a);
 
 /* agent.c */
 json_t *agent_status_json(struct agent *a);
-int agent_rotate_secret(struct agent *a, const char *name, struct bc_error *err) BC_MUST_CHECK;
-/* Looks an instance up by name; returns with a->mu held when found (caller unlocks). */
-struct agent_instance *agent_instance_lock(struct agent *a, const char *name);
+/* Replaces the App Service secret of the instance a selector means. */
+int agent_rotate_secret(struct agent *a, const char *selector, struct bc_error *err) BC_MUST_CHECK;
+/* Looks an instance up by selector (agent_selector_matches); returns with a->mu held when exactly
+ * one matches (caller unlocks). *matches says how many did. */
+struct agent_instance *agent_instance_lock(struct agent *a, const char *selector, size_t *matches);
+/* Resource ids of the instances a selector matches, as a JSON array (NULL on no memory). */
+json_t *agent_instance_matches(struct agent *a, const char *selector);
 
 #endif

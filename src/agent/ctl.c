@@ -1,9 +1,12 @@
 /* The control socket (DATA_DIR/agent.sock, 0600, peers must be root or the agent's own user).
  * One request line per connection, one answer line:
- *   GET <instance>     -> "NETNS <hosts path or ->" with the namespace fd (SCM_RIGHTS)
- *                         | "ENV <endpoint> <secret>" | "ERR <message>"
- *   ROTATE <instance>  -> "OK" | "ERR <message>"      (new App Service secret)
+ *   GET <selector>     -> "NETNS <hosts path or ->" with the namespace fd (SCM_RIGHTS)
+ *                         | "ENV <endpoint> <secret>" | "AMBIGUOUS <message>" | "ERR <message>"
+ *   ROTATE <selector>  -> "OK" | "AMBIGUOUS <message>" | "ERR <message>"  (new App Service secret)
+ *   MATCH <selector>   -> "OK <json array of the resource ids it matches>"
  *   STATUS             -> "OK <json>"
+ * A selector names one instance: its resource id (starts with '/'), GROUP/NAME, or NAME when no
+ * other instance on the host has that name (naming.c, agent_selector_matches).
  * Handing the namespace over as a file descriptor (rather than a /run/netns path) is what makes
  * `badge vm exec` work when the agent runs in a mount namespace of its own. */
 #include "agent/agentint.h"
@@ -82,12 +85,23 @@ static int read_line(int fd, char *buf, size_t n)
 	return -1;
 }
 
-static void serve_get(struct agent *a, int fd, const char *name)
+static void reply_unmatched(int fd, const char *selector, size_t matches)
+{
+	char line[CTL_LINE_MAX + 128];
+	if (matches)
+		snprintf(line, sizeof(line), "AMBIGUOUS %zu instances on this host match %s\n", matches, selector);
+	else
+		snprintf(line, sizeof(line), "ERR no such instance on this host\n");
+	send_reply(fd, line, -1);
+}
+
+static void serve_get(struct agent *a, int fd, const char *selector)
 {
 	char line[PATH_MAX + 64];
-	struct agent_instance *in = agent_instance_lock(a, name);
+	size_t matches;
+	struct agent_instance *in = agent_instance_lock(a, selector, &matches);
 	if (!in) {
-		send_reply(fd, "ERR no such instance on this host\n", -1);
+		reply_unmatched(fd, selector, matches);
 		return;
 	}
 	int nsfd = -1;
@@ -125,12 +139,12 @@ static void serve_one(struct agent *a, int fd)
 		if (agent_rotate_secret(a, line + 7, &err) == BC_OK)
 			send_reply(fd, "OK\n", -1);
 		else {
-			char r[BC_ERROR_MSG_MAX + 8];
-			snprintf(r, sizeof(r), "ERR %s\n", err.msg);
+			char r[BC_ERROR_MSG_MAX + 16];
+			snprintf(r, sizeof(r), "%s %s\n", err.status == BC_ERR_CONFLICT ? "AMBIGUOUS" : "ERR", err.msg);
 			send_reply(fd, r, -1);
 		}
-	} else if (!strcmp(line, "STATUS")) {
-		json_t *st = agent_status_json(a);
+	} else if (!strcmp(line, "STATUS") || !strncmp(line, "MATCH ", 6)) {
+		json_t *st = line[0] == 'S' ? agent_status_json(a) : agent_instance_matches(a, line + 6);
 		char *text = st ? json_dumps(st, JSON_COMPACT) : NULL;
 		json_decref(st);
 		struct bc_buf b = {0};
@@ -279,14 +293,15 @@ static int ctl_request(const char *sock_path, const char *req, struct bc_buf *re
 		return bc_error_set(err, BC_ERR_IO, "no answer from the agent");
 	}
 	*nl = '\0';
-	if (!strncmp(reply->data, "ERR ", 4)) {
-		bc_error_set(err, BC_ERR_NOT_FOUND, "agent: %s", reply->data + 4);
+	int st = !strncmp(reply->data, "ERR ", 4) ? BC_ERR_NOT_FOUND
+		 : !strncmp(reply->data, "AMBIGUOUS ", 10) ? BC_ERR_CONFLICT : BC_OK;
+	if (st != BC_OK) {
+		bc_error_set(err, st, "agent: %s", strchr(reply->data, ' ') + 1);
 		bc_buf_release(reply);
 		if (passed && *passed >= 0)
 			close(*passed);
-		return BC_ERR_NOT_FOUND;
 	}
-	return BC_OK;
+	return st;
 }
 
 int agent_ctl_get(const char *sock_path, const char *instance, struct agent_exec_info *out, struct bc_error *err)
@@ -331,10 +346,10 @@ int agent_ctl_rotate(const char *sock_path, const char *instance, struct bc_erro
 	return rc;
 }
 
-int agent_ctl_status(const char *sock_path, char **json_out, struct bc_error *err)
+static int ctl_json(const char *sock_path, const char *req, char **json_out, struct bc_error *err)
 {
 	struct bc_buf reply;
-	int rc = ctl_request(sock_path, "STATUS\n", &reply, NULL, err);
+	int rc = ctl_request(sock_path, req, &reply, NULL, err);
 	if (rc != BC_OK)
 		return rc;
 	if (strncmp(reply.data, "OK ", 3) != 0) {
@@ -344,4 +359,17 @@ int agent_ctl_status(const char *sock_path, char **json_out, struct bc_error *er
 	*json_out = strdup(reply.data + 3);
 	bc_buf_release(&reply);
 	return *json_out ? BC_OK : bc_error_set(err, BC_ERR_NOMEM, "out of memory");
+}
+
+int agent_ctl_status(const char *sock_path, char **json_out, struct bc_error *err)
+{
+	return ctl_json(sock_path, "STATUS\n", json_out, err);
+}
+
+int agent_ctl_matches(const char *sock_path, const char *selector, char **json_out, struct bc_error *err)
+{
+	char req[CTL_LINE_MAX];
+	if (strchr(selector, '\n') || (size_t)snprintf(req, sizeof(req), "MATCH %s\n", selector) >= sizeof(req))
+		return bc_error_set(err, BC_ERR_INVALID, "bad instance name");
+	return ctl_json(sock_path, req, json_out, err);
 }

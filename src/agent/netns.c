@@ -7,7 +7,8 @@
  * part that must be exact, binding the metadata listener inside the namespace, is done here with
  * setns() on a dedicated thread, so no other thread ever changes namespace.
  *
- * Layout per created instance NS = <prefix><name>: a veth pair (host side "bx<hash>h" with
+ * Layout per created instance NS = <prefix><local name> (naming.c: the instance's name when it is
+ * unique on the host, else "<name>-<hash of its resource id>"): a veth pair (host side "bx<hash>h" with
  * A.B.(4k+1)/30, instance side "bx<hash>i" with A.B.(4k+2)/30 inside NS), lo up with
  * 169.254.169.254/32, and /etc/netns/NS/hosts naming badge's services at the host side address. */
 #include "agent/agentint.h"
@@ -242,7 +243,10 @@ int agent_netns_setup(struct agent *a, struct agent_instance *in, const char *ad
 			return bc_error_set(err, BC_ERR_IO, "cannot open namespace %s: %s", adopt_path, strerror(errno));
 	} else {
 		const char *prefix = a->cfg.netns_prefix ? a->cfg.netns_prefix : "badge-";
-		if ((size_t)snprintf(in->ns_name, sizeof(in->ns_name), "%s%s", prefix, in->name) >= sizeof(in->ns_name))
+		/* the local name, not the bare name: two instances named alike in two resource groups
+		 * must not meet in one namespace (naming.c) */
+		if (!in->local[0] || (size_t)snprintf(in->ns_name, sizeof(in->ns_name), "%s%s", prefix, in->local) >=
+					     sizeof(in->ns_name))
 			return bc_error_set(err, BC_ERR_LIMIT, "namespace name too long for instance %s", in->name);
 		if ((rc = create_named(a, in, err)) != BC_OK)
 			return rc;

@@ -4,8 +4,9 @@
  *   ca.pem             the server's CA, from enrolment
  *   identities/OID.key identities/OID.pem   one key pair and certificate per identity
  *   sync.json          the last sync, so that a restart during a server outage still serves
- *   appservice.json    App Service ports and secrets per instance (0600)
- *   netns.json         veth subnet slots per instance
+ *   appservice.json    App Service ports and secrets per instance local name (0600)
+ *   netns.json         veth subnet slots per namespace
+ *   names.json         local names per instance resource id (naming.c; kept for its life here)
  * Every file is written atomically (temp file, fsync, rename), so kill -9 leaves either the old
  * or the new version. A key is written before the certificate that names it. */
 #include "agent/agentint.h"

@@ -1,7 +1,7 @@
 /* badge agent: runs the host agent until SIGTERM/SIGINT.
  *   badge agent --data-dir DIR [--server URL --join-token T | --join-token-file F] [options]
  *   badge agent status --data-dir DIR
- *   badge agent rotate-secret --data-dir DIR NAME   (App Service flavour) */
+ *   badge agent rotate-secret --data-dir DIR [-g GROUP] NAME|RESOURCE_ID   (App Service flavour) */
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -25,12 +25,19 @@ static void usage(FILE *f)
 		"                   [--unlimited] [--key-type RSA|EC] [--sync-timeout S] [--threads N] [--log-level L]\n"
 		"                   [--ops-listen ADDRESS:PORT] [--failback-interval S]\n"
 		"       badge agent status --data-dir DIR\n"
-		"       badge agent rotate-secret --data-dir DIR NAME\n"
+		"       badge agent rotate-secret --data-dir DIR [-g GROUP] NAME | RESOURCE_ID\n"
 		"\n"
 		"Enrols this host with a join token on first start, then keeps its instances' identities and\n"
 		"serves each instance's metadata endpoint: inside the instance's network namespace on\n"
 		"169.254.169.254:80 (root), or on 127.0.0.1 with a per-instance secret (App Service flavour).\n"
 		"\n"
+		"  --netns-prefix P    an instance's namespace is P<name> (default P = badge-); an instance whose\n"
+		"                      name another instance on the host shares (another resource group or\n"
+		"                      subscription) gets P<name>-<8 hex digits of its resource id's SHA-256>.\n"
+		"                      A namespace keeps its name for the instance's life on the host, across\n"
+		"                      restarts; `badge agent status` shows each (namespace, localName)\n"
+		"  --adopt KEY=PATH    serve an instance in an existing namespace; KEY is its name (its\n"
+		"                      localName when shared) or its resource id\n"
 		"  --server URL        the server; several (comma-separated or repeated) are replicas in order of\n"
 		"                      preference: the agent uses the first that answers, moves to the next on a\n"
 		"                      connection failure or a 5xx, and tries the first again every\n"
@@ -44,7 +51,7 @@ static void usage(FILE *f)
 		AGENT_FAILBACK_MAX_S, AGENT_FAILBACK_S);
 }
 
-static int ctl_command(const char *cmd, const char *dir, const char *name)
+static int ctl_command(const char *cmd, const char *dir, const char *group, const char *name)
 {
 	char sock[4096];
 	struct bc_error err = {0};
@@ -67,8 +74,17 @@ static int ctl_command(const char *cmd, const char *dir, const char *name)
 	}
 	if (!name)
 		return cli_fail("rotate-secret needs an instance name");
-	if (agent_ctl_rotate(sock, name, &err) != BC_OK)
-		return cli_fail("%s", err.msg);
+	char selector[2048];
+	if (group && (name[0] == '/' || strchr(group, '/') || strchr(name, '/')))
+		return cli_fail("-g takes a resource group and an instance name, not a resource id");
+	if ((size_t)snprintf(selector, sizeof(selector), "%s%s%s", group ? group : "", group ? "/" : "", name) >=
+	    sizeof(selector))
+		return cli_fail("instance name too long");
+	if (agent_ctl_rotate(sock, selector, &err) != BC_OK)
+		return cli_fail("%s%s", err.msg,
+				err.status == BC_ERR_CONFLICT
+					? " (give -g GROUP NAME or the resource id; `badge agent status` lists them)"
+					: "");
 	return 0;
 }
 
@@ -102,7 +118,7 @@ int cli_agent_main(int argc, char **argv)
 	const char *adopt[MAX_ADOPT + 1] = {0};
 	size_t nadopt = 0;
 	char *token_from_file = NULL;
-	const char *cmd = NULL;
+	const char *cmd = NULL, *group = NULL;
 	static char servers[SERVERS_MAX];
 	int rc = 1;
 	enum { O_SERVER = 256, O_JOIN, O_JOINF, O_CA, O_HOST, O_DOMAIN, O_MRES, O_ISO, O_PREFIX, O_SUBNET, O_ADOPT,
@@ -120,7 +136,7 @@ int cli_agent_main(int argc, char **argv)
 		{"key-type", required_argument, 0, O_KEY}, {"sync-timeout", required_argument, 0, O_SYNC},
 		{"threads", required_argument, 0, O_THREADS}, {"log-level", required_argument, 0, O_LOG},
 		{"ops-listen", required_argument, 0, O_OPS}, {"failback-interval", required_argument, 0, O_FAILBACK},
-		{"help", no_argument, 0, 'h'}, {0, 0, 0, 0},
+		{"resource-group", required_argument, 0, 'g'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0},
 	};
 	if (argc > 1 && (!strcmp(argv[1], "status") || !strcmp(argv[1], "rotate-secret"))) {
 		cmd = argv[1];
@@ -129,8 +145,16 @@ int cli_agent_main(int argc, char **argv)
 	}
 	optind = 1;
 	int c;
-	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, cmd ? "hg:" : "h", opts, NULL)) != -1) {
 		switch (c) {
+		case 'g':
+			if (!cmd) {
+				usage(stderr);
+				rc = 2;
+				goto done;
+			}
+			group = optarg;
+			break;
 		case O_DIR: cfg.data_dir = optarg; break;
 		case O_SERVER: /* repeated: one comma-separated list */
 			if (strlen(servers) + strlen(optarg) + 2 > sizeof(servers)) {
@@ -197,7 +221,7 @@ int cli_agent_main(int argc, char **argv)
 		}
 	}
 	if (cmd) {
-		rc = ctl_command(cmd, cfg.data_dir, optind < argc ? argv[optind] : NULL);
+		rc = ctl_command(cmd, cfg.data_dir, group, optind < argc ? argv[optind] : NULL);
 		goto done;
 	}
 	if (!cfg.data_dir) {

@@ -82,7 +82,9 @@ int cli_vm_main(int argc, char **argv)
 	if (argc < 2 || !strcmp(argv[1], "--help")) {
 		fprintf(stderr, "usage: badge vm create -g GROUP -n NAME [--assign-identity [system] ID..] [--host HOST]\n"
 				"       badge vm show|delete -g GROUP -n NAME | list [-g GROUP]\n"
-				"       badge vm identity assign|remove|show -g GROUP -n NAME [--identities [system] ID..]\n");
+				"       badge vm identity assign|remove|show -g GROUP -n NAME [--identities [system] ID..]\n"
+				"       badge vm exec [--data-dir DIR] [-g GROUP] NAME | RESOURCE_ID -- CMD [ARG..]\n"
+				"         (on the agent's host; -g or the resource id when instances share NAME)\n");
 		return 2;
 	}
 	if ((rc = armcli_init(&c, argc, argv)))

@@ -13,39 +13,20 @@ source "${BADGE_SRC:?}/tests/lib.sh"
 source "$BADGE_SRC/tests/topology.sh"
 bt_topo_begin 48
 bt_pg_require
-command -v jq >/dev/null || bt_fail "jq is required"
 FAILBACK=3
 
 db=$(bt_pg_newdb)
-bt_topo_server --store "$db" --public-port 443
-S1=$S SPID1=$SPID U1=$BADGE_URL P1=$BADGE_PORT
-S="$work/server2"
-bt_topo_server --store "$db" --public-port 443 --join-from "$S1"
-U2=$BADGE_URL # mgmt talks to the second replica from here on
-[[ $U1 != "$U2" ]] || bt_fail "both replicas on one URL"
+bt_topo_replicas "$db" # mgmt talks to the second replica from here on
 
 JOIN=$(bt_topo_host h1)
 BADGE_URL=$U1 bt_topo_agent "$A" 10.248.0.0 --join-token "$JOIN" --server "$U2" --ops-listen 127.0.0.1:0 \
 	--failback-interval "$FAILBACK"
-mgmt PUT "/subscriptions/$SUB/resourcegroups/rg48?api-version=2021-04-01" '{"location":"local"}' >/dev/null
-VM="/subscriptions/$SUB/resourceGroups/rg48/providers/Microsoft.Compute/virtualMachines"
-vm_put() { mgmt PUT "$VM/$1?$AV" '{"location":"local","identity":{"type":"SystemAssigned"},"properties":{"hostId":"h1"}}' |
-	jq -r .identity.principalId; }
+bt_topo_instances rg48
 OID1=$(vm_put vm1)
 [[ $OID1 =~ ^[0-9a-f-]{36}$ ]] || bt_fail "vm1 without a principal"
 
-status() { "$BADGE_BIN" agent status --data-dir "$A" 2>/dev/null; }
-ready() { status | jq -e --arg n "$1" '.instances[] | select(.name == $n) | .identities | length > 0 and all(.credential)' >/dev/null; }
+bt_topo_imds
 bt_wait_for ready vm1
-IMDS="http://169.254.169.254/metadata/identity/oauth2/token?api-version=2018-02-01"
-in_vm() { local vm=$1; shift; "$BADGE_BIN" vm exec --data-dir "$A" "$vm" -- "$@"; }
-claim() { local p=${1#*.}; p=${p%%.*}; p=$(tr '_-' '/+' <<<"$p"); while ((${#p} % 4)); do p+='='; done; base64 -d <<<"$p" | jq -r ".$2"; }
-token() { # VM RESOURCE: prints the token's oid
-	local body
-	body=$(in_vm "$1" curl -sS -H Metadata:true "$IMDS&resource=$(jq -rn --arg r "$2" '$r|@uri')") || return 1
-	[[ $(jq -r '.access_token // empty' <<<"$body") ]] || { echo "$body" >&2; return 1; }
-	claim "$(jq -r .access_token <<<"$body")" oid
-}
 bt_assert_eq "$(token vm1 "$BADGE_MANAGEMENT_RESOURCE")" "$OID1" "vm1's token through the first replica"
 bt_assert_eq "$(status | jq -r .server)" "$U1" "server in use at start"
 OPS=$(status | jq -r .opsEndpoint)
@@ -104,15 +85,17 @@ BT_WAIT_TIMEOUT=$((FAILBACK + 5 + 10)) bt_wait_for using "$U1"
 echo "failed back $((SECONDS - back_from)) s after the first replica was ready ($((SECONDS - failover_at)) s after the failover)"
 (($(metric badge_agent_server_switches_total) >= 2)) || bt_fail "switches not counted: $(grep switches "$work/ops.body")"
 since_restart() { tail -n +"$((lines + 1))" "$S1.log"; }
-since_restart | grep -q 'access GET /badge/agent/v1/sync ' || bt_fail "the restarted first replica saw no sync from the agent"
+# the server's log is buffered (flushed every BC_LOG_FLUSH_MS): poll for its lines
+logged() { since_restart | grep -q "$1"; }
+bt_wait_for logged 'access GET /badge/agent/v1/sync ' # the restarted first replica sees the agent's sync
 
 # a new instance gets its certificate and an uncached token through the first replica
 OID2=$(vm_put vm2)
 bt_wait_for ready vm2
 bt_assert_eq "$(token vm2 "$BADGE_VAULT_RESOURCE")" "$OID2" "vm2's token"
 using "$U1" || bt_fail "the agent left the first replica again"
-since_restart | grep -q 'access POST /badge/agent/v1/certificates 200' || bt_fail "vm2's certificate did not come from the first replica"
-since_restart | grep -q 'access POST /{tenant}/oauth2/token 200' || bt_fail "vm2's token did not come from the first replica"
+bt_wait_for logged 'access POST /badge/agent/v1/certificates 200' # vm2's certificate came from the first replica
+bt_wait_for logged 'access POST /{tenant}/oauth2/token 200'          # and its token
 
 # vm1 asked all along and was never refused
 n=$(wc -l <"$work/tokens")

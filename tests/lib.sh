@@ -16,6 +16,13 @@
 #                               at exit and show LOG on failure: for agents, `badge up`, ...
 #   bt_log FILE                 show FILE's last lines if the test fails (server logs are
 #                               registered by bt_start_server)
+#   bt_admin_api DIR BODY       after bt_start_server DIR, as its administrator (DIR/admin.json):
+#                               defines c ARGS (curl trusting the server's CA), code ARGS (c that
+#                               prints the status and writes the body to BODY), token RESOURCE
+#                               (an access token for it); sets BT_ADMIN_ID, BT_ADMIN_SECRET
+#   bt_admin_vault NAME         after bt_admin_api: group rg1 and vault NAME whose access policy
+#                               gives the administrator every secret permission; sets BT_VTOK
+#                               (the administrator's vault token)
 #   bt_fail MSG                 print "FAIL: MSG" and exit 1
 #   bt_assert_eq A B MSG        fail unless A == B
 set -euo pipefail
@@ -136,6 +143,33 @@ bt_start_server() {
 	done
 	# shellcheck disable=SC1091
 	source "$dir/env"
+}
+
+bt_admin_api() {
+	BT_ADMIN_ID=$(jq -r .clientId "$1/admin.json")
+	BT_ADMIN_SECRET=$(jq -r .clientSecret "$1/admin.json")
+	_BT_BODY=$2
+	c() { curl -sS --cacert "$BADGE_CA_FILE" "$@"; }
+	code() { c -o "$_BT_BODY" -w '%{http_code}' "$@"; }
+	token() {
+		c -d grant_type=client_credentials -d client_id="$BT_ADMIN_ID" --data-urlencode client_secret="$BT_ADMIN_SECRET" \
+			--data-urlencode scope="$1/.default" "$BADGE_URL/$BADGE_TENANT_ID/oauth2/v2.0/token" | jq -r .access_token
+	}
+}
+
+bt_admin_vault() {
+	local mtok oid st sub=$BADGE_SUBSCRIPTION_ID
+	mtok=$(token "$BADGE_MANAGEMENT_RESOURCE")
+	oid=$(/usr/bin/python3 -c 'import sys,json,base64; p=sys.argv[1].split(".")[1]; print(json.loads(base64.urlsafe_b64decode(p+"=="*2))["oid"])' "$mtok")
+	st=$(code -X PUT -H "Authorization: Bearer $mtok" -H 'Content-Type: application/json' -d '{"location":"local"}' \
+		"$BADGE_URL/subscriptions/$sub/resourcegroups/rg1?api-version=2021-04-01")
+	[[ $st == 200 || $st == 201 ]] || bt_fail "resource group: $st"
+	st=$(code -X PUT -H "Authorization: Bearer $mtok" -H 'Content-Type: application/json' \
+		-d "{\"location\":\"local\",\"properties\":{\"tenantId\":\"$BADGE_TENANT_ID\",\"sku\":{\"family\":\"A\",\"name\":\"standard\"},
+	\"accessPolicies\":[{\"tenantId\":\"$BADGE_TENANT_ID\",\"objectId\":\"$oid\",\"permissions\":{\"secrets\":[\"all\"]}}]}}" \
+		"$BADGE_URL/subscriptions/$sub/resourceGroups/rg1/providers/Microsoft.KeyVault/vaults/$1?api-version=2023-07-01")
+	[[ $st == 200 || $st == 201 ]] || bt_fail "vault: $st $(cat "$_BT_BODY")"
+	BT_VTOK=$(token "$BADGE_VAULT_RESOURCE")
 }
 
 # BADGE_TEST_STORE=postgres: servers run on PostgreSQL (tests/pg-lib.sh: bt_pg_newdb, bt_pg_require).

@@ -2,7 +2,7 @@
 #
 #   bt_topo_begin TAG        namespace T ("tTAG-PID"), instance namespace prefix PFX, inT CMD...
 #                            (run in T); everything is removed at exit, on failure too; without
-#                            root the test is skipped
+#                            root the test is skipped; without jq it fails
 #   bt_topo_server [ARGS]    starts `badge server` in T (listening on 0.0.0.0:0, data in $S),
 #                            sources its env; sets SPID, CA, TENANT, SUB, TOK (an admin
 #                            management token), ADMIN_OID; mgmt METHOD PATH [JSON] prints a
@@ -15,6 +15,18 @@
 #                            seedkv (KV) whose policies give the administrator ADMIN_PERMS (JSON)
 #                            and vm1 secrets get/list, secret db-password = s3cr3t-seed; waits
 #                            until vm1 has its credential and resolves the vault; in_vm CMD...
+#   bt_topo_replicas DB [ARGS]   two servers in T on database DB (bt_pg_newdb), the second joining
+#                            the first, both with --public-port 443 ARGS: S1 SPID1 U1 P1 are the
+#                            first's; mgmt talks to the second (U2) from then on
+#   bt_topo_instances GROUP  creates group GROUP; VM is its instances' path; vm_put NAME puts
+#                            instance NAME on h1 with a system-assigned identity, prints its
+#                            principal id
+#   bt_topo_status           status (the status of the agent with data in $A, JSON); ready ID...
+#                            (every instance ID, a name or a resource id, is listed with a
+#                            credential for each of its identities)
+#   bt_topo_imds             bt_topo_status, and in_vm NAME CMD..., claim JWT FIELD, token NAME
+#                            RESOURCE (prints the oid of NAME's token from the metadata endpoint
+#                            at IMDS; fails on anything else, a 429 too)
 # Servers and agents are started with `ip netns exec` directly (not through a shell function),
 # so that bt_stop's signal reaches them.
 
@@ -23,6 +35,7 @@ bt_topo_begin() {
 		echo "SKIP: needs root (network namespaces)"
 		exit 0
 	fi
+	command -v jq >/dev/null || bt_fail "jq is required"
 	T="t$1-$$"
 	PFX="t$1$$-"
 	ip netns add "$T"
@@ -66,6 +79,61 @@ mgmt() {
 	out=${out%$'\n'*}
 	[[ $code == 2* ]] || bt_fail "$1 $2 answered $code: $out"
 	printf '%s' "$out"
+}
+
+bt_topo_replicas() {
+	local db=$1
+	shift
+	bt_topo_server --store "$db" --public-port 443 "$@"
+	S1=$S SPID1=$SPID U1=$BADGE_URL P1=$BADGE_PORT
+	S="$work/server2"
+	bt_topo_server --store "$db" --public-port 443 --join-from "$S1" "$@"
+	U2=$BADGE_URL
+	[[ $U1 != "$U2" ]] || bt_fail "both replicas on one URL"
+}
+
+bt_topo_instances() {
+	mgmt PUT "/subscriptions/$SUB/resourcegroups/$1?api-version=2021-04-01" '{"location":"local"}' >/dev/null
+	VM="/subscriptions/$SUB/resourceGroups/$1/providers/Microsoft.Compute/virtualMachines"
+	vm_put() {
+		mgmt PUT "$VM/$1?$AV" '{"location":"local","identity":{"type":"SystemAssigned"},"properties":{"hostId":"h1"}}' |
+			jq -r .identity.principalId
+	}
+}
+
+bt_topo_status() {
+	status() { "$BADGE_BIN" agent status --data-dir "$A" 2>/dev/null; }
+	ready() {
+		local st id
+		st=$(status) || return 1
+		for id in "$@"; do
+			jq -e --arg id "$id" '.instances[] | select(.name == $id or .resourceId == $id) |
+				.identities | length > 0 and all(.credential)' <<<"$st" >/dev/null || return 1
+		done
+	}
+}
+
+bt_topo_imds() {
+	bt_topo_status
+	IMDS="http://169.254.169.254/metadata/identity/oauth2/token?api-version=2018-02-01"
+	in_vm() {
+		local vm=$1
+		shift
+		"$BADGE_BIN" vm exec --data-dir "$A" "$vm" -- "$@"
+	}
+	claim() {
+		local p=${1#*.}
+		p=${p%%.*}
+		p=$(tr '_-' '/+' <<<"$p")
+		while ((${#p} % 4)); do p+='='; done
+		base64 -d <<<"$p" | jq -r ".$2"
+	}
+	token() {
+		local body
+		body=$(in_vm "$1" curl -sS -H Metadata:true "$IMDS&resource=$(jq -rn --arg r "$2" '$r|@uri')") || return 1
+		[[ $(jq -r '.access_token // empty' <<<"$body") ]] || { echo "$body" >&2; return 1; }
+		claim "$(jq -r .access_token <<<"$body")" oid
+	}
 }
 
 bt_topo_host() {

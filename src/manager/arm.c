@@ -295,6 +295,16 @@ void arm_json(struct arm *a, int status, json_t *body)
 	bc_http_res_json(a->res, status, body);
 }
 
+void arm_list_json(struct arm *a, int st, json_t *arr, const struct bc_error *err)
+{
+	if (st != BC_OK) {
+		json_decref(arr);
+		arm_error_from(a->res, err);
+		return;
+	}
+	arm_json(a, 200, json_pack("{s:o}", "value", arr));
+}
+
 bool arm_sub_ok(struct arm *a, const char *sub)
 {
 	if (mgr_sub_known(a->m, sub))

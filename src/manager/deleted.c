@@ -191,13 +191,9 @@ void mgr_dvault_list_h(struct bc_http_req *req, struct bc_http_res *res, void *c
 	snprintf(scope, sizeof(scope), "/subscriptions/%s", sub);
 	/* Like the other lists: what the caller may read, at the subscription or at the vault. */
 	struct list_ctx l = {&a, json_array(), arm_can(&a, A_LIST, scope)};
-	if (bc_store_exec(a.m->st, NULL, "SELECT " DV_COLS " FROM mgr_deleted_vaults WHERE sub = ? ORDER BY lname",
-			  (struct bc_param[]){BC_PTEXT(sub)}, 1, list_row, &l, NULL, &err) != BC_OK) {
-		json_decref(l.arr);
-		arm_error_from(res, &err);
-		goto out;
-	}
-	arm_json(&a, 200, json_pack("{s:o}", "value", l.arr));
+	int st = bc_store_exec(a.m->st, NULL, "SELECT " DV_COLS " FROM mgr_deleted_vaults WHERE sub = ? ORDER BY lname",
+			       (struct bc_param[]){BC_PTEXT(sub)}, 1, list_row, &l, NULL, &err);
+	arm_list_json(&a, st, l.arr, &err);
 out:
 	arm_end(&a);
 }

@@ -49,13 +49,9 @@ static void group_list(struct bc_http_req *req, struct bc_http_res *res, void *c
 		goto out;
 	(void)mgr_lower(req->captures[0], sub, sizeof(sub));
 	struct grp_list l = {&a, sub, json_array()};
-	if (bc_store_exec(a.m->st, NULL, "SELECT name, location, tags FROM mgr_groups WHERE sub = ? ORDER BY gkey",
-			  (struct bc_param[]){BC_PTEXT(sub)}, 1, list_row, &l, NULL, &err) != BC_OK) {
-		json_decref(l.arr);
-		arm_error_from(res, &err);
-		goto out;
-	}
-	arm_json(&a, 200, json_pack("{s:o}", "value", l.arr));
+	int st = bc_store_exec(a.m->st, NULL, "SELECT name, location, tags FROM mgr_groups WHERE sub = ? ORDER BY gkey",
+			       (struct bc_param[]){BC_PTEXT(sub)}, 1, list_row, &l, NULL, &err);
+	arm_list_json(&a, st, l.arr, &err);
 out:
 	arm_end(&a);
 }

@@ -180,6 +180,8 @@ bool arm_can(struct arm *a, const char *action, const char *scope); /* no respon
 /* Parses the JSON body (object). Writes 400 when it is not one. */
 json_t *arm_body(struct arm *a);
 void arm_json(struct arm *a, int status, json_t *body); /* steals body */
+/* Answers a list query: 200 {"value": arr} when st is BC_OK, else err (takes arr either way). */
+void arm_list_json(struct arm *a, int st, json_t *arr, const struct bc_error *err);
 bool arm_sub_ok(struct arm *a, const char *sub);        /* writes 404 SubscriptionNotFound */
 /* Validated copy of body.tags ({} when absent). */
 int arm_tags(const json_t *body, json_t **out, struct bc_error *err) BC_MUST_CHECK;

@@ -646,12 +646,7 @@ void mgr_list_handler(struct bc_http_req *req, struct bc_http_res *res, void *ct
 		st = bc_store_exec(a.m->st, NULL, "SELECT id, name, body FROM mgr_resources WHERE sub = ? AND type = ? ORDER BY key",
 				   (struct bc_param[]){BC_PTEXT(sub), BC_PTEXT(type)}, 2, list_row, &l, NULL, &err);
 	}
-	if (st != BC_OK) {
-		json_decref(l.arr);
-		arm_error_from(res, &err);
-		goto out;
-	}
-	arm_json(&a, 200, json_pack("{s:o}", "value", l.arr));
+	arm_list_json(&a, st, l.arr, &err);
 out:
 	arm_end(&a);
 }

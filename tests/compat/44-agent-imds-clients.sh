@@ -6,8 +6,6 @@
 # against a registered badge cloud. Topology as in 41: everything inside a namespace we create.
 source "${BADGE_SRC:?}/tests/lib.sh"
 
-command -v jq >/dev/null || bt_fail "jq is required"
-
 source "$BADGE_SRC/tests/topology.sh"
 bt_topo_begin 44
 

@@ -7,8 +7,6 @@
 # agent survives kill -9 and a restart without re-enrolling.
 source "${BADGE_SRC:?}/tests/lib.sh"
 
-command -v jq >/dev/null || bt_fail "jq is required"
-
 source "$BADGE_SRC/tests/topology.sh"
 bt_topo_begin 41
 
@@ -27,15 +25,7 @@ OID_A=$(vm_put vmA | jq -r .identity.principalId)
 OID_B=$(vm_put vmB | jq -r .identity.principalId)
 [[ $OID_A =~ ^[0-9a-f-]{36}$ && $OID_B =~ ^[0-9a-f-]{36}$ ]] || bt_fail "instances without principals"
 
-status() { "$BADGE_BIN" agent status --data-dir "$A" 2>/dev/null; }
-ready() { # NAME...: every instance listed with a credential for each identity
-	local st
-	st=$(status) || return 1
-	for n in "$@"; do
-		jq -e --arg n "$n" '.instances[] | select(.name == $n) | .identities | length > 0 and all(.credential)' \
-			<<<"$st" >/dev/null || return 1
-	done
-}
+bt_topo_status
 bt_wait_for ready vmA vmB
 
 IMDS="http://169.254.169.254/metadata/identity/oauth2/token"

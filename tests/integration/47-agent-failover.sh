@@ -11,39 +11,19 @@ source "${BADGE_SRC:?}/tests/lib.sh"
 source "$BADGE_SRC/tests/topology.sh"
 bt_topo_begin 47
 bt_pg_require
-command -v jq >/dev/null || bt_fail "jq is required"
-
 # two replicas on one database; behind a load balancer they would share the public port
 db=$(bt_pg_newdb)
-bt_topo_server --store "$db" --public-port 443
-S1=$S SPID1=$SPID U1=$BADGE_URL
-S="$work/server2"
-bt_topo_server --store "$db" --public-port 443 --join-from "$S1"
-U2=$BADGE_URL # mgmt talks to the second replica from here on
-[[ $U1 != "$U2" ]] || bt_fail "both replicas on one URL"
+bt_topo_replicas "$db" # mgmt talks to the second replica from here on
 
 # the agent prefers the first replica
 JOIN=$(bt_topo_host h1)
 BADGE_URL=$U1 bt_topo_agent "$A" 10.247.0.0 --join-token "$JOIN" --server "$U2" --ops-listen 127.0.0.1:0
-mgmt PUT "/subscriptions/$SUB/resourcegroups/rg47?api-version=2021-04-01" '{"location":"local"}' >/dev/null
-VM="/subscriptions/$SUB/resourceGroups/rg47/providers/Microsoft.Compute/virtualMachines"
-vm_put() { mgmt PUT "$VM/$1?$AV" '{"location":"local","identity":{"type":"SystemAssigned"},"properties":{"hostId":"h1"}}' |
-	jq -r .identity.principalId; }
+bt_topo_instances rg47
 OID1=$(vm_put vm1)
 [[ $OID1 =~ ^[0-9a-f-]{36}$ ]] || bt_fail "vm1 without a principal"
 
-status() { "$BADGE_BIN" agent status --data-dir "$A" 2>/dev/null; }
-ready() { status | jq -e --arg n "$1" '.instances[] | select(.name == $n) | .identities | length > 0 and all(.credential)' >/dev/null; }
+bt_topo_imds # token VM RESOURCE fails on a 429: the caller retries
 bt_wait_for ready vm1
-IMDS="http://169.254.169.254/metadata/identity/oauth2/token?api-version=2018-02-01"
-in_vm() { local vm=$1; shift; "$BADGE_BIN" vm exec --data-dir "$A" "$vm" -- "$@"; }
-claim() { local p=${1#*.}; p=${p%%.*}; p=$(tr '_-' '/+' <<<"$p"); while ((${#p} % 4)); do p+='='; done; base64 -d <<<"$p" | jq -r ".$2"; }
-token() { # VM RESOURCE: prints the token's oid, fails on anything else (a 429 is retried by the caller)
-	local body
-	body=$(in_vm "$1" curl -sS -H Metadata:true "$IMDS&resource=$(jq -rn --arg r "$2" '$r|@uri')") || return 1
-	[[ $(jq -r '.access_token // empty' <<<"$body") ]] || { echo "$body" >&2; return 1; }
-	claim "$(jq -r .access_token <<<"$body")" oid
-}
 bt_assert_eq "$(token vm1 "$BADGE_MANAGEMENT_RESOURCE")" "$OID1" "vm1's token through the first replica"
 bt_assert_eq "$(token vm1 "$BADGE_MANAGEMENT_RESOURCE")" "$OID1" "vm1's token again (cached)"
 bt_assert_eq "$(status | jq -r .server)" "$U1" "server in use before the failure"

@@ -11,8 +11,6 @@
 # ports and secrets, and rotate-secret tells them apart.
 source "${BADGE_SRC:?}/tests/lib.sh"
 
-command -v jq >/dev/null || bt_fail "jq is required"
-
 source "$BADGE_SRC/tests/topology.sh"
 bt_topo_begin 49
 
@@ -44,15 +42,7 @@ vm_put() { # GROUP NAME: prints the principal id of its system-assigned identity
 RID_A=$(vm_id rgA vm1)
 RID_B=$(vm_id rgB vm1)
 
-status() { "$BADGE_BIN" agent status --data-dir "$A" 2>/dev/null; }
-ready() { # RESOURCE_ID...: every instance listed with a credential for each identity
-	local st
-	st=$(status) || return 1
-	for r in "$@"; do
-		jq -e --arg r "$r" '.instances[] | select(.resourceId == $r) | .identities | length > 0 and all(.credential)' \
-			<<<"$st" >/dev/null || return 1
-	done
-}
+bt_topo_status
 ns_of() { status | jq -r --arg r "$1" '.instances[] | select(.resourceId == $r) | .namespace'; }
 
 # the first vm1 arrives alone: plain name; the second one later: hashed, the first keeps its own

@@ -8,25 +8,9 @@ ROUNDS=${BADGE_CRASH_ROUNDS:-20}
 dir=$(bt_tmpdir)
 srv="$dir/server"
 bt_start_server "$srv" --public-port 443 # tokens stay valid across restarts on new ports
-c() { curl -sS --cacert "$BADGE_CA_FILE" "$@"; }
-code() { c -o "$dir/body" -w '%{http_code}' "$@"; }
-admin_id=$(jq -r .clientId "$srv/admin.json")
-admin_secret=$(jq -r .clientSecret "$srv/admin.json")
-token() {
-	c -d grant_type=client_credentials -d client_id="$admin_id" --data-urlencode client_secret="$admin_secret" \
-		--data-urlencode scope="$1/.default" "$BADGE_URL/$BADGE_TENANT_ID/oauth2/v2.0/token" | jq -r .access_token
-}
-mtok=$(token "$BADGE_MANAGEMENT_RESOURCE")
-oid=$(/usr/bin/python3 -c 'import sys,json,base64; p=sys.argv[1].split(".")[1]; print(json.loads(base64.urlsafe_b64decode(p+"=="*2))["oid"])' "$mtok")
-arm() { code -X PUT -H "Authorization: Bearer $mtok" -H 'Content-Type: application/json' "$@"; }
-sub=$BADGE_SUBSCRIPTION_ID
-st=$(arm -d '{"location":"local"}' "$BADGE_URL/subscriptions/$sub/resourcegroups/rg1?api-version=2021-04-01")
-[[ $st == 200 || $st == 201 ]] || bt_fail "resource group: $st"
-st=$(arm -d "{\"location\":\"local\",\"properties\":{\"tenantId\":\"$BADGE_TENANT_ID\",\"sku\":{\"family\":\"A\",\"name\":\"standard\"},
-	\"accessPolicies\":[{\"tenantId\":\"$BADGE_TENANT_ID\",\"objectId\":\"$oid\",\"permissions\":{\"secrets\":[\"all\"]}}]}}" \
-	"$BADGE_URL/subscriptions/$sub/resourceGroups/rg1/providers/Microsoft.KeyVault/vaults/kv1?api-version=2023-07-01")
-[[ $st == 200 || $st == 201 ]] || bt_fail "vault: $st $(cat "$dir/body")"
-vtok=$(token "$BADGE_VAULT_RESOURCE")
+bt_admin_api "$srv" "$dir/body"
+bt_admin_vault kv1
+vtok=$BT_VTOK
 
 # writer ID ROUND: writes (and overwrites: versions) until the server is gone; logs every
 # attempt, then each acknowledged one. A write cut by the kill is in doubt: it may or may not

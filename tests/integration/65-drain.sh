@@ -16,26 +16,11 @@ mkdir -p "$state"
 bt_start_server "$srv" --public-port 443 # tokens stay valid across the restart on a new port
 pid=$BT_SERVER_PID
 b() { BADGE_DATA_DIR="$srv" "$BADGE_BIN" "$@"; }
-c() { curl -sS --cacert "$BADGE_CA_FILE" "$@"; }
-code() { c -o "$dir/body" -w '%{http_code}' "$@"; }
-admin_id=$(jq -r .clientId "$srv/admin.json")
-admin_secret=$(jq -r .clientSecret "$srv/admin.json")
-token() {
-	c -d grant_type=client_credentials -d client_id="$admin_id" --data-urlencode client_secret="$admin_secret" \
-		--data-urlencode scope="$1/.default" "$BADGE_URL/$BADGE_TENANT_ID/oauth2/v2.0/token" | jq -r .access_token
-}
+bt_admin_api "$srv" "$dir/body"
 
 # a vault the administrator may write secrets to
-mtok=$(token "$BADGE_MANAGEMENT_RESOURCE")
-oid=$(/usr/bin/python3 -c 'import sys,json,base64; p=sys.argv[1].split(".")[1]; print(json.loads(base64.urlsafe_b64decode(p+"=="*2))["oid"])' "$mtok")
-arm() { code -X PUT -H "Authorization: Bearer $mtok" -H 'Content-Type: application/json' "$@"; }
-st=$(arm -d '{"location":"local"}' "$BADGE_URL/subscriptions/$BADGE_SUBSCRIPTION_ID/resourcegroups/rg1?api-version=2021-04-01")
-[[ $st == 200 || $st == 201 ]] || bt_fail "resource group: $st"
-st=$(arm -d "{\"location\":\"local\",\"properties\":{\"tenantId\":\"$BADGE_TENANT_ID\",\"sku\":{\"family\":\"A\",\"name\":\"standard\"},
-	\"accessPolicies\":[{\"tenantId\":\"$BADGE_TENANT_ID\",\"objectId\":\"$oid\",\"permissions\":{\"secrets\":[\"all\"]}}]}}" \
-	"$BADGE_URL/subscriptions/$BADGE_SUBSCRIPTION_ID/resourceGroups/rg1/providers/Microsoft.KeyVault/vaults/kv1?api-version=2023-07-01")
-[[ $st == 200 || $st == 201 ]] || bt_fail "vault: $st $(cat "$dir/body")"
-vtok=$(token "$BADGE_VAULT_RESOURCE")
+bt_admin_vault kv1
+vtok=$BT_VTOK
 put_secret() {
 	code -X PUT -H "Authorization: Bearer $vtok" -H 'Content-Type: application/json' -d "{\"value\":\"$2\"}" \
 		"$BADGE_URL/vaults/kv1/secrets/$1?api-version=7.4"
@@ -53,7 +38,7 @@ bt_wait_for enrolled
 bt_stop "$agent_pid"
 
 # the traffic; it says when everything is in flight
-STATE=$state AGENT_DIR="$dir/agent" VAULT_TOKEN=$vtok ADMIN_ID=$admin_id ADMIN_SECRET=$admin_secret \
+STATE=$state AGENT_DIR="$dir/agent" VAULT_TOKEN=$vtok ADMIN_ID=$BT_ADMIN_ID ADMIN_SECRET=$BT_ADMIN_SECRET \
 	BADGE_URL=$BADGE_URL BADGE_CA_FILE=$BADGE_CA_FILE BADGE_TENANT_ID=$BADGE_TENANT_ID \
 	BADGE_MANAGEMENT_RESOURCE=$BADGE_MANAGEMENT_RESOURCE \
 	/usr/bin/python3 "$BADGE_SRC/tests/integration/drain_client.py" >"$dir/report.json" 2>"$dir/client.log" &

@@ -12,17 +12,14 @@
 #include "core/util.h"
 #include "directory/dirint.h"
 #include "test.h"
+#define STACK_DIRECTORY_ONLY
+#include "stack.h"
 
 #define MGMT "https://management.badge.internal/"
 #define VAULT "https://vault.badge.internal:8443"
 #define LOGIN "https://login.badge.internal:8443"
 #define HOST "login.badge.internal:8443"
 
-static char tmpdir[256];
-static struct bc_store *st;
-static struct bc_ca *ca;
-static struct dir *d;
-static struct bc_http_server *srv;
 static int64_t fake_now;
 
 static int64_t fake_clock(void *ctx)
@@ -33,43 +30,13 @@ static int64_t fake_clock(void *ctx)
 
 static void setup(void)
 {
-	struct bc_error err;
-	char url[512], key[512];
-	snprintf(tmpdir, sizeof(tmpdir), "/tmp/badge-dirtest-XXXXXX");
-	if (!mkdtemp(tmpdir))
-		abort();
-	snprintf(url, sizeof(url), "sqlite:%s/db", tmpdir);
-	snprintf(key, sizeof(key), "%s/master.key", tmpdir);
 	static const char *resources[] = {MGMT, VAULT};
 	static const char *v2_resources[] = {VAULT};
-	static struct dir_config dc;
-	dc = (struct dir_config){.login_url = LOGIN, .token_lifetime_s = 3600, .key_prepublish_s = 3600,
-				 .master_key_file = strdup(key), .resources = resources, .nresources = 2, .v2_resources = v2_resources, .nv2_resources = 1,
-				 .admin_audience = MGMT};
-	if (bc_store_open(&st, url, &err) || bc_ca_load_or_create(tmpdir, "test CA", &ca, &err)) {
-		fprintf(stderr, "setup: %s\n", err.msg);
-		abort();
-	}
-	dc.ca = ca;
-	if (dir_new(&d, st, &dc, &err)) {
-		fprintf(stderr, "setup: %s\n", err.msg);
-		abort();
-	}
-	srv = bc_http_server_new();
-	if (!srv || dir_mount(d, srv))
-		abort();
-}
-
-static void teardown(void)
-{
-	bc_http_server_free(srv);
-	dir_free(d);
-	bc_ca_free(ca);
-	bc_store_free(st);
-	char cmd[300];
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
-	if (system(cmd) != 0)
-		fprintf(stderr, "cannot remove %s\n", tmpdir);
+	static struct dir_config dc = {.login_url = LOGIN, .token_lifetime_s = 3600, .key_prepublish_s = 3600,
+				       .resources = resources, .nresources = 2, .v2_resources = v2_resources,
+				       .nv2_resources = 1, .admin_audience = MGMT};
+	bc_log_set_level(BC_LOG_WARN);
+	stack_open_dir("dirtest", false, &dc);
 }
 
 /* POSTs a form to path; returns the status and the parsed JSON body in *out. */
@@ -608,21 +575,6 @@ TEST(discovery)
 	json_decref(j);
 }
 
-int main(int argc, char **argv)
-{
-	bc_log_set_level(BC_LOG_WARN);
-	setup();
-	static const struct test_case cases[] = {T(secret_v1_and_v2), T(assertions), T(deleted_principal_token_dies_at_once),
-						 T(expiry_uses_the_clock), T(rotation_publishes_before_signing),
-						 T(scheduled_rotation_and_upkeep), T(discovery)};
-	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		if (argc > 1 && strcmp(argv[1], cases[i].name) != 0)
-			continue;
-		test_current = cases[i].name;
-		int before = test_failures;
-		cases[i].fn();
-		printf("%s %s\n", test_failures == before ? "ok  " : "FAIL", cases[i].name);
-	}
-	teardown();
-	return test_failures ? 1 : 0;
-}
+STACK_MAIN(setup, stack_close_dir, T(secret_v1_and_v2), T(assertions), T(deleted_principal_token_dies_at_once),
+	   T(expiry_uses_the_clock), T(rotation_publishes_before_signing), T(scheduled_rotation_and_upkeep),
+	   T(discovery))

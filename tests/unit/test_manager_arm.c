@@ -10,106 +10,12 @@
 #include "core/util.h"
 #include "manager/mgr_int.h"
 #include "test.h"
+#include "stack.h"
 
-#define MGMT "https://management.badge.internal/"
-#define VAULTRES "https://vault.badge.internal:8443"
-#define LOGIN "https://login.badge.internal:8443"
-#define HOST "management.badge.internal:8443"
+#define MGMT STACK_MGMT
+#define LOGIN STACK_LOGIN
+#define HOST STACK_MGMT_HOST
 #define AV "api-version=2023-01-31"
-
-static char tmpdir[256];
-static struct bc_store *st;
-static struct bc_ca *ca;
-static struct dir *d;
-static struct mgr *m;
-static struct bc_http_server *srv;
-static char admin_token[4096], admin_oid[37], sub[37];
-
-static void die(const char *what, const struct bc_error *err)
-{
-	fprintf(stderr, "setup: %s: %s\n", what, err->msg);
-	abort();
-}
-
-static void token_for(const struct dir_principal *p, char *out, size_t n)
-{
-	struct bc_buf b = {0};
-	int64_t exp;
-	struct bc_error err;
-	if (dir_token_issue(d, p, MGMT, 1, &b, &exp, &err))
-		die("token", &err);
-	snprintf(out, n, "%s", bc_buf_cstr(&b));
-	bc_buf_release(&b);
-}
-
-static void setup(void)
-{
-	struct bc_error err;
-	char url[512], key[512];
-	snprintf(tmpdir, sizeof(tmpdir), "/tmp/badge-mgrtest-XXXXXX");
-	if (!mkdtemp(tmpdir))
-		abort();
-	snprintf(url, sizeof(url), "sqlite:%s/db", tmpdir);
-	snprintf(key, sizeof(key), "%s/master.key", tmpdir);
-	static const char *resources[] = {MGMT, VAULTRES};
-	static struct dir_config dc;
-	dc = (struct dir_config){.login_url = LOGIN, .token_lifetime_s = 3600, .master_key_file = strdup(key),
-				 .resources = resources, .nresources = 2, .admin_audience = MGMT};
-	if (bc_store_open(&st, url, &err) || bc_ca_load_or_create(tmpdir, "test CA", &ca, &err))
-		die("store/ca", &err);
-	dc.ca = ca;
-	if (dir_new(&d, st, &dc, &err))
-		die("dir", &err);
-	struct mgr_config mc = {.management_url = "https://management.badge.internal:8443",
-				.management_resource = MGMT,
-				.vault_suffix = "vault.badge.internal",
-				.vault_public_port = ":8443",
-				.location = "local",
-				.ca_cert_pem = bc_ca_cert_pem(ca)};
-	if (mgr_new(&m, st, d, &mc, &err))
-		die("mgr", &err);
-	srv = bc_http_server_new();
-	if (!srv || dir_mount(d, srv) || mgr_mount(m, srv))
-		abort();
-	snprintf(sub, sizeof(sub), "%s", mgr_default_subscription(m));
-	struct dir_principal p;
-	if (dir_principal_create(d, NULL, dir_default_tenant(d), DIR_TYPE_APP, "admin", "", &p, &err))
-		die("admin", &err);
-	if (mgr_bootstrap_owner(m, p.object_id, &err))
-		die("owner", &err);
-	snprintf(admin_oid, sizeof(admin_oid), "%s", p.object_id);
-	token_for(&p, admin_token, sizeof(admin_token));
-}
-
-static void teardown(void)
-{
-	bc_http_server_free(srv);
-	mgr_free(m);
-	dir_free(d);
-	bc_ca_free(ca);
-	bc_store_free(st);
-	char cmd[300];
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
-	if (system(cmd) != 0)
-		fprintf(stderr, "cannot remove %s\n", tmpdir);
-}
-
-/* Sends a request as token (NULL: none); returns the status and the JSON body. */
-static int call_as(const char *token, const char *method, const char *target, const char *body, json_t **out)
-{
-	char auth[4200];
-	struct bc_http_kv h[2] = {{"Content-Type", "application/json"}, {"Authorization", auth}};
-	struct bc_http_res res;
-	memset(&res, 0, sizeof(res));
-	snprintf(auth, sizeof(auth), "Bearer %s", token ? token : "");
-	if (bc_http_dispatch_test(srv, method, target, HOST, h, token ? 2 : 1, body, body ? strlen(body) : 0, &res))
-		return -1;
-	int status = res.status;
-	if (out)
-		*out = res.body.len ? json_loadb(res.body.data, res.body.len, 0, NULL) : NULL;
-	bc_http_res_release(&res);
-	return status;
-}
 
 static int call(const char *method, const char *target, const char *body, json_t **out)
 {
@@ -132,8 +38,6 @@ static bool principal_exists(const char *oid)
 	struct bc_error err;
 	return oid && dir_principal_get(d, NULL, oid, &p, &err) == BC_OK;
 }
-
-static char *fmt(const char *f, ...) BC_PRINTF(1, 2);
 
 /* Sends a PUT as the admin after a delay, from another thread (to wake a parked request). */
 struct later {
@@ -254,19 +158,6 @@ TEST(subscriptions_and_errors)
 	json_decref(j);
 }
 
-static char *fmt(const char *f, ...) BC_PRINTF(1, 2);
-static char *fmt(const char *f, ...)
-{
-	static char bufs[4][2048];
-	static int i;
-	va_list ap;
-	char *b = bufs[i++ % 4];
-	va_start(ap, f);
-	vsnprintf(b, 2048, f, ap);
-	va_end(ap);
-	return b;
-}
-
 TEST(identity_lifecycle)
 {
 	json_t *j = NULL;
@@ -383,7 +274,7 @@ TEST(vaults_and_roles)
 	CHECK(!vi.rbac);
 	CHECK_EQ_INT(mgr_vault_authorize(m, &vi, reader.object_id, "secrets", "get", &err), BC_OK);
 	CHECK_EQ_INT(mgr_vault_authorize(m, &vi, reader.object_id, "secrets", "set", &err), BC_ERR_FORBIDDEN);
-	CHECK_EQ_INT(mgr_vault_authorize(m, &vi, admin_oid, "secrets", "get", &err), BC_ERR_FORBIDDEN);
+	CHECK_EQ_INT(mgr_vault_authorize(m, &vi, admin.object_id, "secrets", "get", &err), BC_ERR_FORBIDDEN);
 	/* accessPolicies/add merges; the cache sees the change at once */
 	CHECK_EQ_INT(call("PUT", fmt("%s/accessPolicies/add?api-version=2023-07-01", vp),
 			  fmt("{\"properties\":{\"accessPolicies\":[{\"tenantId\":\"%s\",\"objectId\":\"%s\","
@@ -411,7 +302,7 @@ TEST(vaults_and_roles)
 	CHECK(vi.rbac);
 	CHECK_EQ_INT(mgr_vault_authorize(m, &vi, reader.object_id, "secrets", "set", &err), BC_ERR_FORBIDDEN);
 	char reader_token[4096];
-	token_for(&reader, reader_token, sizeof(reader_token));
+	token_copy(&reader, MGMT, reader_token, sizeof(reader_token));
 	const char *ra = fmt("%s/providers/Microsoft.Authorization/roleAssignments/11111111-2222-4333-8444-555555555555?api-version=2022-04-01", vp);
 	char rap[1024];
 	snprintf(rap, sizeof(rap), "%s", ra);
@@ -476,7 +367,7 @@ TEST(agent_protocol)
 	json_decref(j);
 	free(ebs);
 	json_decref(eb);
-	token_for(&hp, host_token, sizeof(host_token));
+	token_copy(&hp, MGMT, host_token, sizeof(host_token));
 
 	CHECK_EQ_INT(call_as(host_token, "GET", "/badge/agent/v1/sync?since=0&timeout=0", NULL, &j), 200);
 	int64_t rev = json_integer_value(json_object_get(j, "revision"));
@@ -564,7 +455,7 @@ TEST(agent_protocol)
 	json_decref(j);
 	free(cbs);
 	json_decref(cb);
-	cb = json_pack("{s:s,s:s}", "objectId", admin_oid, "csr", bc_buf_cstr(&icsr));
+	cb = json_pack("{s:s,s:s}", "objectId", admin.object_id, "csr", bc_buf_cstr(&icsr));
 	cbs = json_dumps(cb, 0);
 	CHECK_EQ_INT(call_as(host_token, "POST", "/badge/agent/v1/certificates", cbs, &j), 403);
 	json_decref(j);
@@ -716,11 +607,11 @@ TEST(bad_input)
 	expect("PUT", fmt("%s/providers/Microsoft.Authorization/roleAssignments/%s?api-version=2022-04-01", rg,
 			  "not-a-guid"),
 	       fmt("{\"properties\":{\"roleDefinitionId\":\"/providers/Microsoft.Authorization/roleDefinitions/"
-		   "acdd72a7-3385-48ef-bd42-f606fba81ae7\",\"principalId\":\"%s\"}}", admin_oid), 400, NULL,
+		   "acdd72a7-3385-48ef-bd42-f606fba81ae7\",\"principalId\":\"%s\"}}", admin.object_id), 400, NULL,
 	       "assignment name not a GUID");
 	expect("PUT", fmt("%s/providers/Microsoft.Authorization/roleAssignments/%s?api-version=2022-04-01", rg,
 			  "11111111-2222-4333-8444-555555555555"),
-	       fmt("{\"properties\":{\"roleDefinitionId\":\"garbage\",\"principalId\":\"%s\"}}", admin_oid), 400, NULL,
+	       fmt("{\"properties\":{\"roleDefinitionId\":\"garbage\",\"principalId\":\"%s\"}}", admin.object_id), 400, NULL,
 	       "role definition garbage");
 	expect("PUT", fmt("%s/providers/Microsoft.Authorization/roleAssignments/%s?api-version=2022-04-01", rg,
 			  "11111111-2222-4333-8444-555555555555"),
@@ -752,7 +643,7 @@ TEST(bad_input)
 						"principal, principal_type, created, created_by) VALUES (?, "
 						"'0b0b0b0b-0000-4000-8000-000000000002', ?, ?, "
 						"'8e3af657-a8ff-443c-a75c-2fe8c4bcb635', ?, 'ServicePrincipal', 0, '')",
-				      (struct bc_param[]){BC_PTEXT(key), BC_PTEXT(scope), BC_PTEXT(scope), BC_PTEXT(admin_oid)},
+				      (struct bc_param[]){BC_PTEXT(key), BC_PTEXT(scope), BC_PTEXT(scope), BC_PTEXT(admin.object_id)},
 				      4, NULL, NULL, NULL, &err) == BC_OK);
 		mgr_changed(m);
 		expect("PUT", fmt("%s/resourceGroups/org?%s", scope, AV), "{\"location\":\"local\"}", 201, NULL, "other group");
@@ -802,18 +693,10 @@ TEST(bad_input)
 
 static void run_all(void)
 {
-	setup();
-	test_current = "subscriptions_and_errors";
-	subscriptions_and_errors();
-	test_current = "identity_lifecycle";
-	identity_lifecycle();
-	test_current = "vaults_and_roles";
-	vaults_and_roles();
-	test_current = "agent_protocol";
-	agent_protocol();
-	test_current = "bad_input";
-	bad_input();
-	teardown();
+	stack_open("mgrtest", false);
+	STACK_STEPS(T(subscriptions_and_errors), T(identity_lifecycle), T(vaults_and_roles), T(agent_protocol),
+		    T(bad_input));
+	stack_close();
 }
 
 TEST_MAIN({"rid_and_names", rid_and_names}, {"roles_and_actions", roles_and_actions}, {"arm", run_all})

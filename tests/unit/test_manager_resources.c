@@ -12,121 +12,15 @@
 #include "core/util.h"
 #include "manager/mgr_int.h"
 #include "test.h"
+#include "stack.h"
 
-#define MGMT "https://management.badge.internal/"
-#define VAULTRES "https://vault.badge.internal:8443"
-#define LOGIN "https://login.badge.internal:8443"
-#define HOST "management.badge.internal:8443"
+#define MGMT STACK_MGMT
+#define HOST STACK_MGMT_HOST
 #define AV "api-version=2021-04-01"
-
-static char tmpdir[256];
-static struct bc_store *st;
-static struct bc_ca *ca;
-static struct dir *d;
-static struct mgr *m;
-static struct bc_http_server *srv;
-static char admin_token[4096], sub[37];
-
-static void die(const char *what, const struct bc_error *err)
-{
-	fprintf(stderr, "setup: %s: %s\n", what, err->msg);
-	abort();
-}
-
-static void token_for(const struct dir_principal *p, char *out, size_t n)
-{
-	struct bc_buf b = {0};
-	int64_t exp;
-	struct bc_error err;
-	if (dir_token_issue(d, p, MGMT, 1, &b, &exp, &err))
-		die("token", &err);
-	snprintf(out, n, "%s", bc_buf_cstr(&b));
-	bc_buf_release(&b);
-}
-
-static void setup(void)
-{
-	struct bc_error err;
-	char url[512], key[512];
-	snprintf(tmpdir, sizeof(tmpdir), "/tmp/badge-restest-XXXXXX");
-	if (!mkdtemp(tmpdir))
-		abort();
-	snprintf(url, sizeof(url), "sqlite:%s/db", tmpdir);
-	snprintf(key, sizeof(key), "%s/master.key", tmpdir);
-	static const char *resources[] = {MGMT, VAULTRES};
-	static struct dir_config dc;
-	dc = (struct dir_config){.login_url = LOGIN, .token_lifetime_s = 3600, .master_key_file = strdup(key),
-				 .resources = resources, .nresources = 2, .admin_audience = MGMT};
-	if (bc_store_open(&st, url, &err) || bc_ca_load_or_create(tmpdir, "test CA", &ca, &err))
-		die("store/ca", &err);
-	dc.ca = ca;
-	if (dir_new(&d, st, &dc, &err))
-		die("dir", &err);
-	struct mgr_config mc = {.management_url = "https://management.badge.internal:8443",
-				.management_resource = MGMT,
-				.vault_suffix = "vault.badge.internal",
-				.vault_public_port = ":8443",
-				.location = "local",
-				.ca_cert_pem = bc_ca_cert_pem(ca)};
-	if (mgr_new(&m, st, d, &mc, &err))
-		die("mgr", &err);
-	srv = bc_http_server_new();
-	if (!srv || dir_mount(d, srv) || mgr_mount(m, srv))
-		abort();
-	snprintf(sub, sizeof(sub), "%s", mgr_default_subscription(m));
-	struct dir_principal p;
-	if (dir_principal_create(d, NULL, dir_default_tenant(d), DIR_TYPE_APP, "admin", "", &p, &err))
-		die("admin", &err);
-	if (mgr_bootstrap_owner(m, p.object_id, &err))
-		die("owner", &err);
-	token_for(&p, admin_token, sizeof(admin_token));
-}
-
-static void teardown(void)
-{
-	bc_http_server_free(srv);
-	mgr_free(m);
-	dir_free(d);
-	bc_ca_free(ca);
-	bc_store_free(st);
-	char cmd[300];
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
-	if (system(cmd) != 0)
-		fprintf(stderr, "cannot remove %s\n", tmpdir);
-}
-
-static int call_as(const char *token, const char *method, const char *target, const char *body, json_t **out)
-{
-	char auth[4200];
-	struct bc_http_kv h[2] = {{"Content-Type", "application/json"}, {"Authorization", auth}};
-	struct bc_http_res res;
-	memset(&res, 0, sizeof(res));
-	snprintf(auth, sizeof(auth), "Bearer %s", token ? token : "");
-	if (bc_http_dispatch_test(srv, method, target, HOST, h, token ? 2 : 1, body, body ? strlen(body) : 0, &res))
-		return -1;
-	int status = res.status;
-	if (out)
-		*out = res.body.len ? json_loadb(res.body.data, res.body.len, 0, NULL) : NULL;
-	bc_http_res_release(&res);
-	return status;
-}
 
 static int call(const char *method, const char *target, const char *body, json_t **out)
 {
 	return call_as(admin_token, method, target, body, out);
-}
-
-static char *fmt(const char *f, ...) BC_PRINTF(1, 2);
-static char *fmt(const char *f, ...)
-{
-	static char bufs[4][4096];
-	static int i;
-	va_list ap;
-	char *b = bufs[i++ % 4];
-	va_start(ap, f);
-	vsnprintf(b, 4096, f, ap);
-	va_end(ap);
-	return b;
 }
 
 static const char *err_code(json_t *j)
@@ -476,7 +370,7 @@ TEST(authorization)
 	char tok[4096];
 	json_t *j = NULL;
 	REQUIRE(dir_principal_create(d, NULL, dir_default_tenant(d), DIR_TYPE_APP, "rga-reader", "", &reader, &err) == BC_OK);
-	token_for(&reader, tok, sizeof(tok));
+	token_copy(&reader, MGMT, tok, sizeof(tok));
 	/* no role: an empty list, not an error (as ARM filters what a caller may read) */
 	REQUIRE(call_as(tok, "GET", fmt(SUBRES, sub), NULL, &j) == 200);
 	CHECK_STR(names(j), "");
@@ -562,19 +456,10 @@ TEST(bad_input)
 
 static void run_all(void)
 {
-	setup();
+	stack_open("restest", false);
 	populate();
-	test_current = "shape_and_scope";
-	shape_and_scope();
-	test_current = "filters";
-	filters();
-	test_current = "authorization";
-	authorization();
-	test_current = "paging"; /* deletes ida */
-	paging();
-	test_current = "bad_input";
-	bad_input();
-	teardown();
+	STACK_STEPS(T(shape_and_scope), T(filters), T(authorization), T(paging) /* deletes ida */, T(bad_input));
+	stack_close();
 }
 
 TEST_MAIN({"filter", filter}, {"resources", run_all})

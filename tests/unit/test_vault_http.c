@@ -20,99 +20,24 @@
 #include "core/util.h"
 #include "test.h"
 #include "vault/vault_int.h"
+#define STACK_VAULT
+#include "stack.h"
 
-#define LOGIN       "https://login.badge.internal:8443"
-#define MGMT_URL    "https://management.badge.internal:8443"
-#define MGMT        "https://management.badge.internal/"
-#define VRES        "https://vault.badge.internal:8443"
-#define SUFFIX      "vault.badge.internal"
+#define LOGIN       STACK_LOGIN
+#define VRES        STACK_VRES
 #define VHOST       "kv1.vault.badge.internal:8443"
 #define VBASE       "https://kv1.vault.badge.internal:8443"
 #define API         "?api-version=2025-07-01"
 #define SECRET_MARK "hunter2-0a1b2c3d-at-rest-marker"
 
-static char tmpdir[256];
-static struct bc_store *st;
-static struct bc_ca *ca;
-static struct dir *d;
-static struct mgr *m;
-static struct vault *v;
-static struct bc_http_server *srv;
-static char tenant[37];
-static struct dir_principal admin, writer, reader;
-static char *tok_admin_mgmt, *tok_writer, *tok_reader, *tok_writer_mgmt;
-
-static char *token_for(const struct dir_principal *p, const char *resource)
-{
-	struct bc_buf b = {0};
-	struct bc_error err = {0};
-	int64_t exp = 0;
-	if (dir_token_issue(d, p, resource, 1, &b, &exp, &err) != BC_OK) {
-		fprintf(stderr, "token: %s\n", err.msg);
-		abort();
-	}
-	return bc_buf_detach(&b, NULL);
-}
-
-struct resp {
-	int status;
-	json_t *body;
-	char www[1024];
-};
-
-static void resp_release(struct resp *r)
-{
-	json_decref(r->body);
-	memset(r, 0, sizeof(*r));
-}
-
-static struct resp call(const char *method, const char *host, const char *target, const char *token,
-			const char *body)
-{
-	struct resp out = {0};
-	struct bc_http_kv h[4];
-	size_t nh = 0;
-	char auth[20000];
-	struct bc_http_res res;
-	memset(&res, 0, sizeof(res));
-	h[nh++] = (struct bc_http_kv){"Content-Type", "application/json"};
-	if (token) {
-		snprintf(auth, sizeof(auth), "Bearer %s", token);
-		h[nh++] = (struct bc_http_kv){"Authorization", auth};
-	}
-	if (bc_http_dispatch_test(srv, method, target, host, h, nh, body ? body : "", body ? strlen(body) : 0,
-				  &res) != BC_OK)
-		abort();
-	out.status = res.status;
-	if (res.body.len)
-		out.body = json_loadb(res.body.data, res.body.len, 0, NULL);
-	for (size_t i = 0; i < res.nheaders; i++)
-		if (strcasecmp(res.headers[i].key, "WWW-Authenticate") == 0)
-			snprintf(out.www, sizeof(out.www), "%s", res.headers[i].value);
-	bc_http_res_release(&res);
-	return out;
-}
-
 static struct resp kv(const char *method, const char *path, const char *token, const char *body)
 {
-	return call(method, VHOST, path, token, body);
+	return stack_call(method, VHOST, path, token, body);
 }
 
 static const char *err_code(const struct resp *r)
 {
 	return bc_json_str(json_object_get(r->body, "error"), "code");
-}
-
-static void mgmt_put(const char *path, const char *body)
-{
-	struct resp r = call("PUT", "management.badge.internal:8443", path, tok_admin_mgmt, body);
-	if (r.status != 200 && r.status != 201) {
-		char *s = r.body ? json_dumps(r.body, 0) : NULL;
-		fprintf(stderr, "PUT %s: %d %s\n", path, r.status, s ? s : "");
-		free(s);
-		abort();
-	}
-	resp_release(&r);
 }
 
 static void make_vault(const char *name, const char *extra_props)
@@ -121,7 +46,7 @@ static void make_vault(const char *name, const char *extra_props)
 	snprintf(path, sizeof(path),
 		 "/subscriptions/%s/resourceGroups/rg1/providers/Microsoft.KeyVault/vaults/"
 		 "%s?api-version=2023-07-01",
-		 mgr_default_subscription(m), name);
+		 sub, name);
 	snprintf(body, sizeof(body),
 		 "{\"location\":\"local\",\"properties\":{\"tenantId\":\"%s\",\"sku\":{\"family\":\"A\","
 		 "\"name\":\"standard\"},"
@@ -137,83 +62,9 @@ static void make_vault(const char *name, const char *extra_props)
 
 static void setup(void)
 {
-	struct bc_error err = {0};
-	char url[512], key[512];
 	bc_log_set_level(BC_LOG_ERROR);
-	snprintf(tmpdir, sizeof(tmpdir), "/tmp/badge-vaulttest-XXXXXX");
-	if (!mkdtemp(tmpdir))
-		abort();
-	/* BADGE_TEST_STORE=postgresql://... runs the same tests on PostgreSQL (scripts/pg-test.sh). */
-	if (getenv("BADGE_TEST_STORE"))
-		snprintf(url, sizeof(url), "%s", getenv("BADGE_TEST_STORE"));
-	else
-		snprintf(url, sizeof(url), "sqlite:%s/db", tmpdir);
-	snprintf(key, sizeof(key), "%s/master.key", tmpdir);
-	static const char *resources[] = {MGMT, VRES};
-	static struct dir_config dc;
-	dc = (struct dir_config){.login_url = LOGIN,
-				 .token_lifetime_s = 3600,
-				 .master_key_file = strdup(key),
-				 .resources = resources,
-				 .nresources = 2,
-				 .admin_audience = MGMT};
-	static struct mgr_config mc = {.management_url = MGMT_URL,
-				       .management_resource = MGMT,
-				       .vault_suffix = SUFFIX,
-				       .vault_public_port = ":8443",
-				       .location = "local"};
-	static struct vault_config vc = {
-		.vault_suffix = SUFFIX, .vault_resource = VRES, .public_port = ":8443"};
-	vc.master_key_file = dc.master_key_file;
-	if (bc_store_open(&st, url, &err) || bc_ca_load_or_create(tmpdir, "test CA", &ca, &err))
-		goto fail;
-	dc.ca = ca;
-	if (dir_new(&d, st, &dc, &err) || mgr_new(&m, st, d, &mc, &err) || vault_new(&v, st, d, m, &vc, &err))
-		goto fail;
-	srv = bc_http_server_new();
-	if (!srv || dir_mount(d, srv) || mgr_mount(m, srv) || vault_mount(v, srv))
-		abort();
-	snprintf(tenant, sizeof(tenant), "%s", dir_default_tenant(d));
-	if (dir_principal_create(d, NULL, tenant, DIR_TYPE_APP, "admin", NULL, &admin, &err) ||
-	    dir_principal_create(d, NULL, tenant, DIR_TYPE_APP, "writer", NULL, &writer, &err) ||
-	    dir_principal_create(d, NULL, tenant, DIR_TYPE_APP, "reader", NULL, &reader, &err) ||
-	    mgr_bootstrap_owner(m, admin.object_id, &err))
-		goto fail;
-	tok_admin_mgmt = token_for(&admin, MGMT);
-	tok_writer_mgmt = token_for(&writer, MGMT);
-	tok_writer = token_for(&writer, VRES);
-	tok_reader = token_for(&reader, VRES);
-	char path[512];
-	snprintf(path, sizeof(path), "/subscriptions/%s/resourcegroups/rg1?api-version=2021-04-01",
-		 mgr_default_subscription(m));
-	mgmt_put(path, "{\"location\":\"local\"}");
+	stack_open("vaulttest", true);
 	make_vault("kv1", NULL);
-	return;
-fail:
-	fprintf(stderr, "setup: %s\n", err.msg);
-	abort();
-}
-
-static void teardown(void)
-{
-	bc_http_server_free(srv);
-	vault_free(v);
-	mgr_free(m);
-	dir_free(d);
-	bc_ca_free(ca);
-	bc_store_free(st);
-	free(tok_admin_mgmt);
-	free(tok_writer);
-	free(tok_reader);
-	free(tok_writer_mgmt);
-	char cmd[300];
-	if (getenv("VAULT_TEST_KEEP")) {
-		fprintf(stderr, "kept %s\n", tmpdir);
-		return;
-	}
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
-	if (system(cmd) != 0)
-		fprintf(stderr, "cannot remove %s\n", tmpdir);
 }
 
 /* ---- authentication ---------------------------------------------------------------------- */
@@ -473,24 +324,24 @@ TEST(secrets_bad_input)
 	CHECK(msg && strstr(msg, reader.object_id));
 	resp_release(&r);
 	/* an unknown vault */
-	r = call("GET", "nope1.vault.badge.internal:8443", "/secrets" API, tok_writer, NULL);
+	r = stack_call("GET", "nope1.vault.badge.internal:8443", "/secrets" API, tok_writer, NULL);
 	CHECK_EQ_INT(r.status, 404);
 	resp_release(&r);
 }
 
 TEST(path_style)
 {
-	struct resp r = call("PUT", "127.0.0.1:8443", "/vaults/kv1/secrets/path-style" API, tok_writer,
+	struct resp r = stack_call("PUT", "127.0.0.1:8443", "/vaults/kv1/secrets/path-style" API, tok_writer,
 			     "{\"value\":\"ps\"}");
 	CHECK_EQ_INT(r.status, 200);
 	const char *id = bc_json_str(r.body, "id");
 	CHECK(id && strncmp(id, VBASE "/secrets/path-style/", strlen(VBASE "/secrets/path-style/")) == 0);
 	resp_release(&r);
-	r = call("GET", "localhost:8443", "/vaults/kv1/secrets/path-style/" API, tok_reader, NULL);
+	r = stack_call("GET", "localhost:8443", "/vaults/kv1/secrets/path-style/" API, tok_reader, NULL);
 	CHECK_EQ_INT(r.status, 200);
 	CHECK_STR(bc_json_str(r.body, "value"), "ps");
 	resp_release(&r);
-	r = call("GET", "localhost:8443", "/vaults/kv1/secrets/path-style/" API, NULL, NULL);
+	r = stack_call("GET", "localhost:8443", "/vaults/kv1/secrets/path-style/" API, NULL, NULL);
 	CHECK_EQ_INT(r.status, 401);
 	CHECK(strstr(r.www, "resource=\"" VRES "\"") != NULL);
 	resp_release(&r);
@@ -856,40 +707,40 @@ TEST(attributes_and_purge_date)
 TEST(vault_settings)
 {
 	make_vault("kv2", ",\"enableSoftDelete\":false");
-	struct resp r = call("PUT", "kv2.vault.badge.internal:8443", "/secrets/s" API, tok_writer,
+	struct resp r = stack_call("PUT", "kv2.vault.badge.internal:8443", "/secrets/s" API, tok_writer,
 			     "{\"value\":\"x\"}");
 	CHECK_EQ_INT(r.status, 200);
 	CHECK_STR(bc_json_str(json_object_get(r.body, "attributes"), "recoveryLevel"), "Purgeable");
 	resp_release(&r);
-	r = call("DELETE", "kv2.vault.badge.internal:8443", "/secrets/s" API, tok_writer, NULL);
+	r = stack_call("DELETE", "kv2.vault.badge.internal:8443", "/secrets/s" API, tok_writer, NULL);
 	CHECK_EQ_INT(r.status, 200);
 	CHECK(json_object_get(r.body, "recoveryId") == NULL);
 	resp_release(&r);
-	r = call("GET", "kv2.vault.badge.internal:8443", "/deletedsecrets/s" API, tok_writer, NULL);
+	r = stack_call("GET", "kv2.vault.badge.internal:8443", "/deletedsecrets/s" API, tok_writer, NULL);
 	CHECK_EQ_INT(r.status, 404);
 	resp_release(&r);
-	r = call("PUT", "kv2.vault.badge.internal:8443", "/secrets/s" API, tok_writer,
+	r = stack_call("PUT", "kv2.vault.badge.internal:8443", "/secrets/s" API, tok_writer,
 		 "{\"value\":\"again\"}");
 	CHECK_EQ_INT(r.status, 200);
 	resp_release(&r);
 
 	make_vault("kv3", ",\"enablePurgeProtection\":true,\"softDeleteRetentionInDays\":7");
-	r = call("PUT", "kv3.vault.badge.internal:8443", "/secrets/s" API, tok_writer, "{\"value\":\"x\"}");
+	r = stack_call("PUT", "kv3.vault.badge.internal:8443", "/secrets/s" API, tok_writer, "{\"value\":\"x\"}");
 	CHECK_STR(bc_json_str(json_object_get(r.body, "attributes"), "recoveryLevel"),
 		  "CustomizedRecoverable");
 	CHECK_EQ_INT(bc_json_int(json_object_get(r.body, "attributes"), "recoverableDays", 0), 7);
 	resp_release(&r);
-	r = call("DELETE", "kv3.vault.badge.internal:8443", "/secrets/s" API, tok_writer, NULL);
+	r = stack_call("DELETE", "kv3.vault.badge.internal:8443", "/secrets/s" API, tok_writer, NULL);
 	CHECK_EQ_INT(r.status, 200);
 	resp_release(&r);
-	r = call("DELETE", "kv3.vault.badge.internal:8443", "/deletedsecrets/s" API, tok_writer, NULL);
+	r = stack_call("DELETE", "kv3.vault.badge.internal:8443", "/deletedsecrets/s" API, tok_writer, NULL);
 	CHECK_EQ_INT(r.status, 403);
 	resp_release(&r);
-	r = call("GET", "kv3.vault.badge.internal:8443", "/deletedsecrets/s" API, tok_writer, NULL);
+	r = stack_call("GET", "kv3.vault.badge.internal:8443", "/deletedsecrets/s" API, tok_writer, NULL);
 	CHECK_EQ_INT(r.status, 200); /* still there */
 	resp_release(&r);
 	/* a secret of kv1 is not visible in kv2 */
-	r = call("GET", "kv2.vault.badge.internal:8443", "/secrets/at-rest/" API, tok_writer, NULL);
+	r = stack_call("GET", "kv2.vault.badge.internal:8443", "/secrets/at-rest/" API, tok_writer, NULL);
 	CHECK_EQ_INT(r.status, 404);
 	resp_release(&r);
 }
@@ -935,21 +786,6 @@ TEST(deleted_principal)
 	CHECK_EQ_INT(r.status, 401);
 	resp_release(&r);
 	free(tok);
-}
-
-static uint64_t counter(const char *name)
-{
-	struct bc_buf b = {0};
-	char key[128];
-	uint64_t n = 0;
-	snprintf(key, sizeof(key), "\nbadge_%s_total ", name);
-	if (bc_metrics_render(&b) == BC_OK) {
-		const char *p = strstr(bc_buf_cstr(&b), key);
-		if (p)
-			n = strtoull(p + strlen(key), NULL, 10);
-	}
-	bc_buf_release(&b);
-	return n;
 }
 
 static char *get_value(const char *path)
@@ -1003,13 +839,8 @@ TEST(read_cache)
 	free(val);
 
 	/* a second instance on the same store (as another replica would be) */
-	struct vault *v2 = NULL;
 	struct bc_error err = {0};
-	static struct vault_config vc2 = {.vault_suffix = SUFFIX, .vault_resource = VRES, .public_port = ":8443"};
-	char key[512];
-	snprintf(key, sizeof(key), "%s/master.key", tmpdir);
-	vc2.master_key_file = key;
-	REQUIRE(vault_new(&v2, st, d, m, &vc2, &err) == BC_OK);
+	struct vault *v2 = stack_vault_replica();
 	struct vault_row row;
 	REQUIRE(vault_obj_read(v2, "kv1", VAULT_KIND_SECRET, "cached", NULL, &row, &err) == BC_OK);
 	char latest[33];
@@ -1063,36 +894,21 @@ TEST(get_body_matches_bundle)
 	}
 }
 
-int main(int argc, char **argv)
-{
-	static const struct test_case cases[] = {
-		T(challenge),
-		T(api_versions),
-		T(secrets_lifecycle),
-		T(secrets_paging),
-		T(secrets_bad_input),
-		T(path_style),
-		T(keys_create_sign),
-		T(keys_encrypt_wrap),
-		T(keys_import_rotate_backup),
-		T(at_rest),
-		T(audit),
-		T(attributes_and_purge_date),
-		T(vault_settings),
-		T(policy_removed),
-		T(deleted_principal),
-		T(read_cache),
-		T(get_body_matches_bundle),
-	};
-	setup();
-	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		if (argc > 1 && strcmp(argv[1], cases[i].name) != 0)
-			continue;
-		test_current = cases[i].name;
-		int before = test_failures;
-		cases[i].fn();
-		printf("%s %s\n", test_failures == before ? "ok  " : "FAIL", cases[i].name);
-	}
-	teardown();
-	return test_failures ? 1 : 0;
-}
+STACK_MAIN(setup, stack_close,
+	   T(challenge),
+	   T(api_versions),
+	   T(secrets_lifecycle),
+	   T(secrets_paging),
+	   T(secrets_bad_input),
+	   T(path_style),
+	   T(keys_create_sign),
+	   T(keys_encrypt_wrap),
+	   T(keys_import_rotate_backup),
+	   T(at_rest),
+	   T(audit),
+	   T(attributes_and_purge_date),
+	   T(vault_settings),
+	   T(policy_removed),
+	   T(deleted_principal),
+	   T(read_cache),
+	   T(get_body_matches_bundle))

@@ -19,75 +19,15 @@
 #include "core/util.h"
 #include "test.h"
 #include "vault/vault_int.h"
+#define STACK_VAULT
+#include "stack.h"
 
-#define LOGIN       "https://login.badge.internal:8443"
-#define MGMT_URL    "https://management.badge.internal:8443"
-#define MGMT        "https://management.badge.internal/"
-#define VRES        "https://vault.badge.internal:8443"
-#define SUFFIX      "vault.badge.internal"
-#define API         "?api-version=2025-07-01"
-#define SECRET_MARK "hunter2-0a1b2c3d-at-rest-marker"
+#define API "?api-version=2025-07-01"
 
-static char tmpdir[256];
-static struct bc_store *st;
-static struct bc_ca *ca;
-static struct dir *d;
-static struct mgr *m;
-static struct vault *v;
-static struct bc_http_server *srv;
-static char tenant[37];
-static struct dir_principal admin, writer, reader;
-static char *tok_admin_mgmt, *tok_writer, *tok_reader, *tok_writer_mgmt;
-
-static char *token_for(const struct dir_principal *p, const char *resource)
+static void setup(void)
 {
-	struct bc_buf b = {0};
-	struct bc_error err = {0};
-	int64_t exp = 0;
-	if (dir_token_issue(d, p, resource, 1, &b, &exp, &err) != BC_OK) {
-		fprintf(stderr, "token: %s\n", err.msg);
-		abort();
-	}
-	return bc_buf_detach(&b, NULL);
-}
-
-struct resp {
-	int status;
-	json_t *body;
-	char www[1024];
-};
-
-static void resp_release(struct resp *r)
-{
-	json_decref(r->body);
-	memset(r, 0, sizeof(*r));
-}
-
-static struct resp call(const char *method, const char *host, const char *target, const char *token,
-			const char *body)
-{
-	struct resp out = {0};
-	struct bc_http_kv h[4];
-	size_t nh = 0;
-	char auth[20000];
-	struct bc_http_res res;
-	memset(&res, 0, sizeof(res));
-	h[nh++] = (struct bc_http_kv){"Content-Type", "application/json"};
-	if (token) {
-		snprintf(auth, sizeof(auth), "Bearer %s", token);
-		h[nh++] = (struct bc_http_kv){"Authorization", auth};
-	}
-	if (bc_http_dispatch_test(srv, method, target, host, h, nh, body ? body : "", body ? strlen(body) : 0,
-				  &res) != BC_OK)
-		abort();
-	out.status = res.status;
-	if (res.body.len)
-		out.body = json_loadb(res.body.data, res.body.len, 0, NULL);
-	for (size_t i = 0; i < res.nheaders; i++)
-		if (strcasecmp(res.headers[i].key, "WWW-Authenticate") == 0)
-			snprintf(out.www, sizeof(out.www), "%s", res.headers[i].value);
-	bc_http_res_release(&res);
-	return out;
+	bc_log_set_level(BC_LOG_ERROR);
+	stack_open("vlife", true);
 }
 
 static const char *err_code(const struct resp *r)
@@ -95,106 +35,11 @@ static const char *err_code(const struct resp *r)
 	return bc_json_str(json_object_get(r->body, "error"), "code");
 }
 
-static void mgmt_put(const char *path, const char *body)
-{
-	struct resp r = call("PUT", "management.badge.internal:8443", path, tok_admin_mgmt, body);
-	if (r.status != 200 && r.status != 201) {
-		char *s = r.body ? json_dumps(r.body, 0) : NULL;
-		fprintf(stderr, "PUT %s: %d %s\n", path, r.status, s ? s : "");
-		free(s);
-		abort();
-	}
-	resp_release(&r);
-}
-
-static void setup(void)
-{
-	struct bc_error err = {0};
-	char url[512], key[512];
-	bc_log_set_level(BC_LOG_ERROR);
-	snprintf(tmpdir, sizeof(tmpdir), "/tmp/badge-vlife-XXXXXX");
-	if (!mkdtemp(tmpdir))
-		abort();
-	/* BADGE_TEST_STORE=postgresql://... runs the same tests on PostgreSQL (scripts/pg-test.sh). */
-	if (getenv("BADGE_TEST_STORE"))
-		snprintf(url, sizeof(url), "%s", getenv("BADGE_TEST_STORE"));
-	else
-		snprintf(url, sizeof(url), "sqlite:%s/db", tmpdir);
-	snprintf(key, sizeof(key), "%s/master.key", tmpdir);
-	static const char *resources[] = {MGMT, VRES};
-	static struct dir_config dc;
-	dc = (struct dir_config){.login_url = LOGIN,
-				 .token_lifetime_s = 3600,
-				 .master_key_file = strdup(key),
-				 .resources = resources,
-				 .nresources = 2,
-				 .admin_audience = MGMT};
-	static struct mgr_config mc = {.management_url = MGMT_URL,
-				       .management_resource = MGMT,
-				       .vault_suffix = SUFFIX,
-				       .vault_public_port = ":8443",
-				       .location = "local"};
-	static struct vault_config vc = {
-		.vault_suffix = SUFFIX, .vault_resource = VRES, .public_port = ":8443"};
-	vc.master_key_file = dc.master_key_file;
-	if (bc_store_open(&st, url, &err) || bc_ca_load_or_create(tmpdir, "test CA", &ca, &err))
-		goto fail;
-	dc.ca = ca;
-	if (dir_new(&d, st, &dc, &err) || mgr_new(&m, st, d, &mc, &err) || vault_new(&v, st, d, m, &vc, &err))
-		goto fail;
-	srv = bc_http_server_new();
-	if (!srv || dir_mount(d, srv) || mgr_mount(m, srv) || vault_mount(v, srv))
-		abort();
-	snprintf(tenant, sizeof(tenant), "%s", dir_default_tenant(d));
-	if (dir_principal_create(d, NULL, tenant, DIR_TYPE_APP, "admin", NULL, &admin, &err) ||
-	    dir_principal_create(d, NULL, tenant, DIR_TYPE_APP, "writer", NULL, &writer, &err) ||
-	    dir_principal_create(d, NULL, tenant, DIR_TYPE_APP, "reader", NULL, &reader, &err) ||
-	    mgr_bootstrap_owner(m, admin.object_id, &err))
-		goto fail;
-	tok_admin_mgmt = token_for(&admin, MGMT);
-	tok_writer_mgmt = token_for(&writer, MGMT);
-	tok_writer = token_for(&writer, VRES);
-	tok_reader = token_for(&reader, VRES);
-	char path[512];
-	snprintf(path, sizeof(path), "/subscriptions/%s/resourcegroups/rg1?api-version=2021-04-01",
-		 mgr_default_subscription(m));
-	mgmt_put(path, "{\"location\":\"local\"}");
-	return;
-fail:
-	fprintf(stderr, "setup: %s\n", err.msg);
-	abort();
-}
-
-static void teardown(void)
-{
-	bc_http_server_free(srv);
-	vault_free(v);
-	mgr_free(m);
-	dir_free(d);
-	bc_ca_free(ca);
-	bc_store_free(st);
-	free(tok_admin_mgmt);
-	free(tok_writer);
-	free(tok_reader);
-	free(tok_writer_mgmt);
-	char cmd[300];
-	if (getenv("VAULT_TEST_KEEP")) {
-		fprintf(stderr, "kept %s\n", tmpdir);
-		return;
-	}
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
-	if (system(cmd) != 0)
-		fprintf(stderr, "cannot remove %s\n", tmpdir);
-}
-
-
-static char sub[37];
-
 static struct resp dp(const char *method, const char *vault, const char *path, const char *token, const char *body)
 {
 	char host[128];
 	snprintf(host, sizeof(host), "%s.vault.badge.internal:8443", vault);
-	return call(method, host, path, token, body);
+	return stack_call(method, host, path, token, body);
 }
 
 static struct resp mg(const char *method, const char *token, const char *body, const char *fmt, ...) BC_PRINTF(4, 5);
@@ -205,7 +50,7 @@ static struct resp mg(const char *method, const char *token, const char *body, c
 	va_start(ap, fmt);
 	vsnprintf(path, sizeof(path), fmt, ap);
 	va_end(ap);
-	return call(method, "management.badge.internal:8443", path, token, body);
+	return stack_call(method, STACK_MGMT_HOST, path, token, body);
 }
 
 #define VAULTS "/subscriptions/%s/resourceGroups/%s/providers/Microsoft.KeyVault/vaults/%s?api-version=2023-07-01"
@@ -227,7 +72,7 @@ static int put_vault(const char *rg, const char *name, const char *extra_props)
 		 "\"keys\":[\"all\"]}},{\"tenantId\":\"%s\",\"objectId\":\"%s\",\"permissions\":{\"secrets\":[\"get\","
 		 "\"list\"]}}]%s}}",
 		 tenant, tenant, writer.object_id, tenant, reader.object_id, extra_props ? extra_props : "");
-	struct resp r = mg("PUT", tok_admin_mgmt, body, VAULTS, sub, rg, name);
+	struct resp r = mg("PUT", admin_token, body, VAULTS, sub, rg, name);
 	int status = r.status;
 	resp_release(&r);
 	return status;
@@ -242,7 +87,7 @@ static void make_group(const char *rg)
 
 static int del_vault(const char *rg, const char *name)
 {
-	struct resp r = mg("DELETE", tok_admin_mgmt, NULL, VAULTS, sub, rg, name);
+	struct resp r = mg("DELETE", admin_token, NULL, VAULTS, sub, rg, name);
 	int status = r.status;
 	resp_release(&r);
 	return status;
@@ -302,21 +147,6 @@ static int64_t vault_rows(const char *lname)
 	       rows("mgr_deleted_vaults", "lname", lname);
 }
 
-static uint64_t counter(const char *name)
-{
-	struct bc_buf b = {0};
-	char key[128];
-	uint64_t n = 0;
-	snprintf(key, sizeof(key), "\nbadge_%s_total ", name);
-	if (bc_metrics_render(&b) == BC_OK) {
-		const char *p = strstr(bc_buf_cstr(&b), key);
-		if (p)
-			n = strtoull(p + strlen(key), NULL, 10);
-	}
-	bc_buf_release(&b);
-	return n;
-}
-
 static json_t *find_named(const json_t *arr, const char *name)
 {
 	size_t i;
@@ -343,10 +173,10 @@ TEST(delete_then_deleted_vaults)
 
 	CHECK_EQ_INT(del_vault("rg1", "lc1"), 200);
 	CHECK_EQ_INT(del_vault("rg1", "lc1"), 204); /* nothing left to delete */
-	struct resp r = mg("GET", tok_admin_mgmt, NULL, VAULTS, sub, "rg1", "lc1");
+	struct resp r = mg("GET", admin_token, NULL, VAULTS, sub, "rg1", "lc1");
 	CHECK_EQ_INT(r.status, 404);
 	resp_release(&r);
-	r = mg("GET", tok_admin_mgmt, NULL, "/subscriptions/%s/providers/Microsoft.KeyVault/vaults?api-version=2023-07-01",
+	r = mg("GET", admin_token, NULL, "/subscriptions/%s/providers/Microsoft.KeyVault/vaults?api-version=2023-07-01",
 	       sub);
 	CHECK_EQ_INT(r.status, 200);
 	CHECK(!find_named(json_object_get(r.body, "value"), "lc1"));
@@ -359,7 +189,7 @@ TEST(delete_then_deleted_vaults)
 	CHECK(rows("vault_versions", "vault", "lc1") == before);
 	CHECK(rows("vault_objects", "vault", "lc1") == 1);
 
-	r = mg("GET", tok_admin_mgmt, NULL, DLIST, sub);
+	r = mg("GET", admin_token, NULL, DLIST, sub);
 	CHECK_EQ_INT(r.status, 200);
 	json_t *e = find_named(json_object_get(r.body, "value"), "lc1");
 	REQUIRE(e);
@@ -378,12 +208,12 @@ TEST(delete_then_deleted_vaults)
 	CHECK(pd && strcmp(pd, dd) > 0); /* 90 days later (ISO 8601 sorts) */
 	resp_release(&r);
 
-	r = mg("GET", tok_admin_mgmt, NULL, DELETED, sub, "local", "lc1", "");
+	r = mg("GET", admin_token, NULL, DELETED, sub, "local", "lc1", "");
 	CHECK_EQ_INT(r.status, 200);
 	CHECK_STR(bc_json_str(r.body, "name"), "lc1");
 	CHECK_STR(bc_json_str(json_object_get(r.body, "properties"), "vaultId"), want);
 	resp_release(&r);
-	r = mg("GET", tok_admin_mgmt, NULL, DELETED, sub, "LOCAL", "LC1", ""); /* ARM is case-insensitive */
+	r = mg("GET", admin_token, NULL, DELETED, sub, "LOCAL", "LC1", ""); /* ARM is case-insensitive */
 	CHECK_EQ_INT(r.status, 200);
 	resp_release(&r);
 }
@@ -393,44 +223,44 @@ TEST(delete_then_deleted_vaults)
 TEST(bad_input)
 {
 	int64_t n = vault_rows("lc1");
-	struct resp r = mg("GET", tok_admin_mgmt, NULL, DELETED, sub, "elsewhere", "lc1", "");
+	struct resp r = mg("GET", admin_token, NULL, DELETED, sub, "elsewhere", "lc1", "");
 	CHECK_EQ_INT(r.status, 404);
 	CHECK_STR(err_code(&r), "ResourceNotFound");
 	resp_release(&r);
-	r = mg("POST", tok_admin_mgmt, NULL, DELETED, sub, "elsewhere", "lc1", "/purge");
+	r = mg("POST", admin_token, NULL, DELETED, sub, "elsewhere", "lc1", "/purge");
 	CHECK_EQ_INT(r.status, 404);
 	CHECK_STR(err_code(&r), "ResourceNotFound");
 	resp_release(&r);
-	r = mg("GET", tok_admin_mgmt, NULL, DELETED, sub, "local", "nosuchvault", "");
+	r = mg("GET", admin_token, NULL, DELETED, sub, "local", "nosuchvault", "");
 	CHECK_EQ_INT(r.status, 404);
 	CHECK_STR(err_code(&r), "ResourceNotFound");
 	resp_release(&r);
-	r = mg("POST", tok_admin_mgmt, NULL, DELETED, sub, "local", "nosuchvault", "/purge");
+	r = mg("POST", admin_token, NULL, DELETED, sub, "local", "nosuchvault", "/purge");
 	CHECK_EQ_INT(r.status, 404);
 	resp_release(&r);
-	r = mg("POST", tok_admin_mgmt, NULL, DELETED, sub, "local", "bad_name!", "/purge");
+	r = mg("POST", admin_token, NULL, DELETED, sub, "local", "bad_name!", "/purge");
 	CHECK_EQ_INT(r.status, 400);
 	CHECK_STR(err_code(&r), "VaultNameNotValid");
 	resp_release(&r);
-	r = mg("GET", tok_admin_mgmt, NULL, DLIST, "00000000-0000-0000-0000-000000000000");
+	r = mg("GET", admin_token, NULL, DLIST, "00000000-0000-0000-0000-000000000000");
 	CHECK_EQ_INT(r.status, 404);
 	CHECK_STR(err_code(&r), "SubscriptionNotFound");
 	resp_release(&r);
-	r = mg("POST", tok_admin_mgmt, NULL, DELETED, "00000000-0000-0000-0000-000000000000", "local", "lc1", "/purge");
+	r = mg("POST", admin_token, NULL, DELETED, "00000000-0000-0000-0000-000000000000", "local", "lc1", "/purge");
 	CHECK_EQ_INT(r.status, 404);
 	CHECK_STR(err_code(&r), "SubscriptionNotFound");
 	resp_release(&r);
-	r = call("GET", "management.badge.internal:8443", "/subscriptions/x/providers/Microsoft.KeyVault/deletedVaults",
-		 tok_admin_mgmt, NULL);
+	r = stack_call("GET", STACK_MGMT_HOST, "/subscriptions/x/providers/Microsoft.KeyVault/deletedVaults",
+		 admin_token, NULL);
 	CHECK_EQ_INT(r.status, 400);
 	CHECK_STR(err_code(&r), "MissingApiVersionParameter");
 	resp_release(&r);
-	r = mg("PUT", tok_admin_mgmt, "{\"location\":\"local\",\"properties\":{\"createMode\":\"sideways\"}}", VAULTS, sub,
+	r = mg("PUT", admin_token, "{\"location\":\"local\",\"properties\":{\"createMode\":\"sideways\"}}", VAULTS, sub,
 	       "rg1", "lc1");
 	CHECK_EQ_INT(r.status, 400);
 	resp_release(&r);
 	/* recover of a vault that is not deleted */
-	r = mg("PUT", tok_admin_mgmt, "{\"location\":\"local\",\"properties\":{\"createMode\":\"recover\"}}", VAULTS, sub,
+	r = mg("PUT", admin_token, "{\"location\":\"local\",\"properties\":{\"createMode\":\"recover\"}}", VAULTS, sub,
 	       "rg1", "neverdeleted");
 	CHECK_EQ_INT(r.status, 404);
 	resp_release(&r);
@@ -462,23 +292,23 @@ TEST(recreate_refused)
 	char body[1024];
 	snprintf(body, sizeof(body), "{\"location\":\"local\",\"properties\":{\"tenantId\":\"%s\",\"sku\":{\"family\":\"A\","
 		 "\"name\":\"standard\"},\"accessPolicies\":[]}}", tenant);
-	struct resp r = mg("PUT", tok_admin_mgmt, body, VAULTS, sub, "rg1", "lc1");
+	struct resp r = mg("PUT", admin_token, body, VAULTS, sub, "rg1", "lc1");
 	CHECK_EQ_INT(r.status, 409);
 	CHECK_STR(err_code(&r), "ConflictError");
 	CHECK(msg_of(&r) && strstr(msg_of(&r), "A vault with the same name already exists in deleted state"));
 	resp_release(&r);
 	/* in another group too (names are global), and with another spelling */
 	make_group("rg2");
-	r = mg("PUT", tok_admin_mgmt, body, VAULTS, sub, "rg2", "LC1");
+	r = mg("PUT", admin_token, body, VAULTS, sub, "rg2", "LC1");
 	CHECK_EQ_INT(r.status, 409);
 	CHECK_STR(err_code(&r), "ConflictError");
 	resp_release(&r);
 	/* recover elsewhere than where it was deleted from */
-	r = mg("PUT", tok_admin_mgmt, "{\"location\":\"local\",\"properties\":{\"createMode\":\"recover\"}}", VAULTS, sub,
+	r = mg("PUT", admin_token, "{\"location\":\"local\",\"properties\":{\"createMode\":\"recover\"}}", VAULTS, sub,
 	       "rg2", "lc1");
 	CHECK_EQ_INT(r.status, 400);
 	resp_release(&r);
-	r = mg("PUT", tok_admin_mgmt, "{\"location\":\"faraway\",\"properties\":{\"createMode\":\"recover\"}}", VAULTS,
+	r = mg("PUT", admin_token, "{\"location\":\"faraway\",\"properties\":{\"createMode\":\"recover\"}}", VAULTS,
 	       sub, "rg1", "lc1");
 	CHECK_EQ_INT(r.status, 400);
 	resp_release(&r);
@@ -497,7 +327,7 @@ TEST(recover)
 	char body[512];
 	snprintf(body, sizeof(body), "{\"location\":\"local\",\"properties\":{\"tenantId\":\"%s\",\"sku\":{\"family\":\"A\","
 		 "\"name\":\"standard\"},\"createMode\":\"recover\",\"accessPolicies\":[]}}", tenant);
-	struct resp r = mg("PUT", tok_admin_mgmt, body, VAULTS, sub, "rg1", "lc1");
+	struct resp r = mg("PUT", admin_token, body, VAULTS, sub, "rg1", "lc1");
 	CHECK(r.status == 200 || r.status == 201);
 	json_t *pol = json_object_get(json_object_get(r.body, "properties"), "accessPolicies");
 	CHECK(json_array_size(pol) == 2);
@@ -506,7 +336,7 @@ TEST(recover)
 	char *val = secret("lc1", "s1");
 	CHECK_STR(val, "old-one");
 	free(val);
-	r = mg("GET", tok_admin_mgmt, NULL, DELETED, sub, "local", "lc1", "");
+	r = mg("GET", admin_token, NULL, DELETED, sub, "local", "lc1", "");
 	CHECK_EQ_INT(r.status, 404);
 	resp_release(&r);
 	CHECK(rows("mgr_deleted_vaults", "lname", "lc1") == 0);
@@ -535,14 +365,14 @@ TEST(purge_then_new_vault_is_empty)
 	CHECK(counter("vault_object_cache_hits") == hits + 1);
 
 	CHECK_EQ_INT(del_vault("rg1", "lc1"), 200);
-	struct resp r = mg("POST", tok_admin_mgmt, NULL, DELETED, sub, "local", "lc1", "/purge");
+	struct resp r = mg("POST", admin_token, NULL, DELETED, sub, "local", "lc1", "/purge");
 	CHECK_EQ_INT(r.status, 200);
 	resp_release(&r);
 	CHECK(vault_rows("lc1") == 0);
-	r = mg("GET", tok_admin_mgmt, NULL, DLIST, sub);
+	r = mg("GET", admin_token, NULL, DLIST, sub);
 	CHECK(!find_named(json_object_get(r.body, "value"), "lc1"));
 	resp_release(&r);
-	r = mg("POST", tok_admin_mgmt, NULL, DELETED, sub, "local", "lc1", "/purge");
+	r = mg("POST", admin_token, NULL, DELETED, sub, "local", "lc1", "/purge");
 	CHECK_EQ_INT(r.status, 404);
 	resp_release(&r);
 
@@ -576,15 +406,10 @@ TEST(purge_then_new_vault_is_empty)
  * cached: the purge's notification retires both. */
 TEST(purge_reaches_other_replica)
 {
-	struct vault *v2 = NULL;
 	struct bc_error err = {0};
-	static struct vault_config vc2 = {.vault_suffix = SUFFIX, .vault_resource = VRES, .public_port = ":8443"};
-	char key[512];
-	snprintf(key, sizeof(key), "%s/master.key", tmpdir);
-	vc2.master_key_file = key;
 	REQUIRE(put_vault("rg1", "lc5", NULL) == 201);
 	set_secret("lc5", "s", "replica-old");
-	REQUIRE(vault_new(&v2, st, d, m, &vc2, &err) == BC_OK);
+	struct vault *v2 = stack_vault_replica();
 	struct vault_row row;
 	for (int i = 0; i < 2; i++) { /* warm */
 		REQUIRE(vault_obj_read(v2, "lc5", VAULT_KIND_SECRET, "s", NULL, &row, &err) == BC_OK);
@@ -600,7 +425,7 @@ TEST(purge_reaches_other_replica)
 	vault_row_release(&row);
 
 	CHECK_EQ_INT(del_vault("rg1", "lc5"), 200);
-	struct resp r = mg("POST", tok_admin_mgmt, NULL, DELETED, sub, "local", "lc5", "/purge");
+	struct resp r = mg("POST", admin_token, NULL, DELETED, sub, "local", "lc5", "/purge");
 	CHECK_EQ_INT(r.status, 200);
 	resp_release(&r);
 	bool gone = false;
@@ -634,13 +459,13 @@ TEST(purge_protection_and_sweep)
 	REQUIRE(put_vault("rg1", "lc3", ",\"enablePurgeProtection\":true,\"softDeleteRetentionInDays\":7") == 201);
 	set_secret("lc3", "kept", "protected");
 	CHECK_EQ_INT(del_vault("rg1", "lc3"), 200);
-	struct resp r = mg("GET", tok_admin_mgmt, NULL, DELETED, sub, "local", "lc3", "");
+	struct resp r = mg("GET", admin_token, NULL, DELETED, sub, "local", "lc3", "");
 	CHECK_EQ_INT(r.status, 200);
 	CHECK(json_is_true(json_object_get(json_object_get(r.body, "properties"), "purgeProtectionEnabled")));
 	resp_release(&r);
 	int64_t n = vault_rows("lc3");
 	CHECK(n >= 4); /* object, version, data key, deleted record */
-	r = mg("POST", tok_admin_mgmt, NULL, DELETED, sub, "local", "lc3", "/purge");
+	r = mg("POST", admin_token, NULL, DELETED, sub, "local", "lc3", "/purge");
 	CHECK_EQ_INT(r.status, 409);
 	CHECK(msg_of(&r) && strstr(msg_of(&r), "purge protection"));
 	resp_release(&r);
@@ -672,11 +497,11 @@ TEST(group_delete_soft_deletes)
 	make_group("rg4");
 	REQUIRE(put_vault("rg4", "lc4", NULL) == 201);
 	set_secret("lc4", "g", "in-group");
-	struct resp r = mg("DELETE", tok_admin_mgmt, NULL, "/subscriptions/%s/resourcegroups/rg4?api-version=2021-04-01",
+	struct resp r = mg("DELETE", admin_token, NULL, "/subscriptions/%s/resourcegroups/rg4?api-version=2021-04-01",
 			   sub);
 	CHECK_EQ_INT(r.status, 200);
 	resp_release(&r);
-	r = mg("GET", tok_admin_mgmt, NULL, DELETED, sub, "local", "lc4", "");
+	r = mg("GET", admin_token, NULL, DELETED, sub, "local", "lc4", "");
 	CHECK_EQ_INT(r.status, 200);
 	resp_release(&r);
 	CHECK(rows("vault_versions", "vault", "lc4") == 1);
@@ -685,7 +510,7 @@ TEST(group_delete_soft_deletes)
 	free(val);
 	make_group("rg4");
 	CHECK_EQ_INT(put_vault("rg4", "lc4", NULL), 409);
-	r = mg("PUT", tok_admin_mgmt, "{\"location\":\"local\",\"properties\":{\"createMode\":\"recover\"}}", VAULTS, sub,
+	r = mg("PUT", admin_token, "{\"location\":\"local\",\"properties\":{\"createMode\":\"recover\"}}", VAULTS, sub,
 	       "rg4", "lc4");
 	CHECK(r.status == 200 || r.status == 201);
 	resp_release(&r);
@@ -694,28 +519,12 @@ TEST(group_delete_soft_deletes)
 	free(val);
 }
 
-int main(int argc, char **argv)
-{
-	static const struct test_case cases[] = {
-		T(delete_then_deleted_vaults),
-		T(bad_input),
-		T(recreate_refused),
-		T(recover),
-		T(purge_then_new_vault_is_empty),
-		T(purge_reaches_other_replica),
-		T(purge_protection_and_sweep),
-		T(group_delete_soft_deletes),
-	};
-	setup();
-	snprintf(sub, sizeof(sub), "%s", mgr_default_subscription(m));
-	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		if (argc > 1 && strcmp(argv[1], cases[i].name) != 0)
-			continue;
-		test_current = cases[i].name;
-		int before = test_failures;
-		cases[i].fn();
-		printf("%s %s\n", test_failures == before ? "ok  " : "FAIL", cases[i].name);
-	}
-	teardown();
-	return test_failures ? 1 : 0;
-}
+STACK_MAIN(setup, stack_close,
+	   T(delete_then_deleted_vaults),
+	   T(bad_input),
+	   T(recreate_refused),
+	   T(recover),
+	   T(purge_then_new_vault_is_empty),
+	   T(purge_reaches_other_replica),
+	   T(purge_protection_and_sweep),
+	   T(group_delete_soft_deletes))

@@ -173,6 +173,9 @@ int agent_netns_setup(struct agent *a, struct agent_instance *in, const char *ad
 int agent_netns_bind(struct agent *a, int nsfd, int *out_fd, struct bc_error *err) BC_MUST_CHECK;
 int agent_netns_write_hosts(struct agent *a, struct agent_instance *in, struct bc_error *err) BC_MUST_CHECK;
 void agent_netns_teardown(struct agent *a, struct agent_instance *in);
+/* True when /run/netns here is a slave mount: namespace names made by this process do not reach
+ * the host's mount namespace and vanish with this process's (see netns.c). */
+bool agent_netns_names_private(void);
 
 /* ctl.c */
 int agent_ctl_start(struct agent *a, struct bc_error *err) BC_MUST_CHECK;

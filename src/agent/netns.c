@@ -18,6 +18,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <sched.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -233,6 +234,38 @@ static int create_named(struct agent *a, struct agent_instance *in, struct bc_er
 	return BC_OK;
 }
 
+/* Is the mount at /run/netns a slave of another mount namespace's (mountinfo "master:N"; `ip`
+ * makes it shared as well, which only propagates to this namespace's own peers)? Then the names made here are this process's alone: when its mount namespace
+ * ends (the agent exits), so do the names, and a restarted agent cannot find the namespaces its
+ * instances' processes still live in. This is the case under `ip netns exec` and under systemd
+ * options that give a service a mount namespace of its own (ProtectSystem=, PrivateTmp= ...). */
+bool agent_netns_names_private(void)
+{
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	char line[4096];
+	bool slave = false;
+	if (!f)
+		return false;
+	while (fgets(line, sizeof(line), f)) {
+		/* ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS [OPTIONAL FIELDS...] - FSTYPE ... */
+		char *save = NULL, *tok = strtok_r(line, " ", &save);
+		const char *mountpoint = NULL;
+		bool master = false;
+		for (int field = 0; tok; field++, tok = strtok_r(NULL, " ", &save)) {
+			if (field == 4)
+				mountpoint = tok;
+			else if (field >= 6 && strcmp(tok, "-") == 0)
+				break;
+			else if (field >= 6)
+				master |= strncmp(tok, "master:", 7) == 0;
+		}
+		if (mountpoint && strcmp(mountpoint, "/run/netns") == 0)
+			slave = master; /* the last mount there is the one in effect */
+	}
+	fclose(f);
+	return slave;
+}
+
 int agent_netns_setup(struct agent *a, struct agent_instance *in, const char *adopt_path, struct bc_error *err)
 {
 	int rc;
@@ -250,6 +283,12 @@ int agent_netns_setup(struct agent *a, struct agent_instance *in, const char *ad
 			return bc_error_set(err, BC_ERR_LIMIT, "namespace name too long for instance %s", in->name);
 		if ((rc = create_named(a, in, err)) != BC_OK)
 			return rc;
+		static _Atomic bool warned;
+		if (!atomic_load(&warned) && agent_netns_names_private() && !atomic_exchange(&warned, true))
+			bc_log_warn("agent: this agent's mount namespace does not pass its mounts to the host's "
+				    "(/run/netns is a slave mount): the namespaces it names end with it, and after a "
+				    "restart it makes new ones, away from the processes already inside the old "
+				    "(run the agent in the host's mount namespace: docs/operations.md)");
 		if ((rc = agent_netns_write_hosts(a, in, err)) != BC_OK)
 			return rc;
 	}

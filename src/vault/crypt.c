@@ -264,6 +264,8 @@ static bool dek_cached(struct vault_crypt *c, const char *vault, uint8_t key[KEY
 	return found;
 }
 
+/* Caches vault's data key, replacing the one cached before (a vault purged and made again on
+ * another replica has a new key under the same name). */
 static void dek_remember(struct vault_crypt *c, const char *vault, const uint8_t key[KEY_LEN])
 {
 	struct dek *d = calloc(1, sizeof(*d));
@@ -274,8 +276,20 @@ static void dek_remember(struct vault_crypt *c, const char *vault, const uint8_t
 	strcpy(d->vault, vault);
 	memcpy(d->key, key, KEY_LEN);
 	pthread_rwlock_wrlock(&c->lock);
-	d->next = c->deks;
-	c->deks = d;
+	for (struct dek **pp = &c->deks; *pp; pp = &(*pp)->next)
+		if (strcmp((*pp)->vault, vault) == 0) {
+			struct dek *old = *pp;
+			d->next = old->next;
+			*pp = d;
+			bc_wipe(old, sizeof(*old));
+			free(old);
+			d = NULL;
+			break;
+		}
+	if (d) {
+		d->next = c->deks;
+		c->deks = d;
+	}
 	pthread_rwlock_unlock(&c->lock);
 }
 
@@ -304,10 +318,14 @@ static int dek_unwrap(struct vault_crypt *c, const char *vault, const char *wrap
 	return rc;
 }
 
+/* The data key of vault. Reads (create false) take the cached key; sealing (create true: writes,
+ * rare) always reads the store's, so that nothing is ever sealed under a key the store no longer
+ * holds — a cache on this replica can lag behind another replica's purge of the vault by the
+ * time its notification takes. */
 static int dek_get(struct vault_crypt *c, const char *vault, bool create, uint8_t key[KEY_LEN],
 		   struct bc_error *err)
 {
-	if (dek_cached(c, vault, key))
+	if (!create && dek_cached(c, vault, key))
 		return BC_OK;
 	char *wrapped = NULL;
 	struct bc_param p[] = {BC_PTEXT(vault)};
@@ -391,7 +409,8 @@ int vault_open(struct vault_crypt *c, const char *vault, const char *aad, const 
 	uint8_t key[KEY_LEN];
 	uint8_t *raw = NULL;
 	size_t rawlen = 0;
-	int rc = dek_get(c, vault, false, key, err);
+	bool cached = dek_cached(c, vault, key);
+	int rc = cached ? BC_OK : dek_get(c, vault, false, key, err);
 	if (rc != BC_OK)
 		return rc;
 	rc = bc_b64_decode(sealed, strlen(sealed), &raw, &rawlen, err);
@@ -399,6 +418,14 @@ int vault_open(struct vault_crypt *c, const char *vault, const char *aad, const 
 		rc = bc_error_set(err, BC_ERR_CRYPTO, "sealed value has an unknown format");
 	if (rc == BC_OK)
 		rc = gcm_open(key, aad, strlen(aad), raw + 2, rawlen - 2, out, outlen, err);
+	if (rc == BC_ERR_CRYPTO && cached) {
+		/* a key cached before the vault was purged and made again elsewhere: the store's */
+		vault_crypt_forget(c, vault);
+		bc_error_clear(err);
+		rc = dek_get(c, vault, false, key, err);
+		if (rc == BC_OK)
+			rc = gcm_open(key, aad, strlen(aad), raw + 2, rawlen - 2, out, outlen, err);
+	}
 	bc_wipe(key, sizeof(key));
 	free(raw);
 	return rc;

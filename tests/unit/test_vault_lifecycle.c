@@ -445,6 +445,56 @@ TEST(purge_reaches_other_replica)
 	vault_free(v2);
 }
 
+/* A replica whose notifications lag (unsubscribed here: it never hears of the purge) still
+ * holds the old vault's data key when a vault of the same name is made again: it seals new
+ * values under the store's key, never its stale one, and opens values sealed by others after
+ * finding its cached key wrong. */
+TEST(lagging_replica_uses_the_stores_key)
+{
+	struct bc_error err = {0};
+	REQUIRE(put_vault("rg1", "lc8", NULL) == 201);
+	set_secret("lc8", "old", "before");
+	struct vault *v2 = stack_vault_replica();
+	bc_store_unsubscribe(st, v2);
+	struct vault_row row;
+	uint8_t *pt = NULL;
+	size_t n = 0;
+	char aad[256];
+	REQUIRE(vault_obj_read(v2, "lc8", VAULT_KIND_SECRET, "old", NULL, &row, &err) == BC_OK);
+	vault_aad(aad, sizeof(aad), VAULT_KIND_SECRET, "lc8", "old", row.version);
+	REQUIRE(vault_open(v2->crypt, "lc8", aad, row.sealed, &pt, &n, &err) == BC_OK); /* caches the old key */
+	free(pt);
+	pt = NULL; /* vault_open leaves it alone when it fails */
+	vault_row_release(&row);
+
+	CHECK_EQ_INT(del_vault("rg1", "lc8"), 200);
+	struct resp r = mg("POST", admin_token, NULL, DELETED, sub, "local", "lc8", "/purge");
+	CHECK_EQ_INT(r.status, 200);
+	resp_release(&r);
+	REQUIRE(put_vault("rg1", "lc8", NULL) == 201);
+	set_secret("lc8", "new", "after"); /* sealed by this replica under a new data key */
+
+	/* the lagging replica opens it (its cached key fails, the store's works) */
+	REQUIRE(vault_obj_read(v2, "lc8", VAULT_KIND_SECRET, "new", NULL, &row, &err) == BC_OK);
+	vault_aad(aad, sizeof(aad), VAULT_KIND_SECRET, "lc8", "new", row.version);
+	CHECK_EQ_INT(vault_open(v2->crypt, "lc8", aad, row.sealed, &pt, &n, &err), BC_OK);
+	CHECK(pt && n == 5 && memcmp(pt, "after", 5) == 0);
+	free(pt);
+	pt = NULL;
+	vault_row_release(&row);
+
+	/* and what it seals opens with the store's key on this replica */
+	char *sealed = NULL;
+	vault_aad(aad, sizeof(aad), VAULT_KIND_SECRET, "lc8", "x", "0123456789abcdef0123456789abcdef");
+	REQUIRE(vault_seal(v2->crypt, "lc8", aad, "lagged", 6, &sealed, &err) == BC_OK);
+	vault_crypt_forget(v->crypt, "lc8");
+	CHECK_EQ_INT(vault_open(v->crypt, "lc8", aad, sealed, &pt, &n, &err), BC_OK);
+	CHECK(pt && n == 6 && memcmp(pt, "lagged", 6) == 0);
+	free(pt);
+	free(sealed);
+	vault_free(v2);
+}
+
 /* ---- purge protection: refused until the scheduled purge date; the sweep purges then ------ */
 
 static int64_t fake_now;
@@ -525,6 +575,6 @@ STACK_MAIN(setup, stack_close,
 	   T(recreate_refused),
 	   T(recover),
 	   T(purge_then_new_vault_is_empty),
-	   T(purge_reaches_other_replica),
+	   T(purge_reaches_other_replica), T(lagging_replica_uses_the_stores_key),
 	   T(purge_protection_and_sweep),
 	   T(group_delete_soft_deletes))

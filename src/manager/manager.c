@@ -746,6 +746,22 @@ static void copy_info(const struct mgr_vcache *e, void *ctx)
 	*(struct mgr_vault_info *)ctx = e->info;
 }
 
+int mgr_vault_hold_txn(struct mgr *m, struct bc_txn *txn, const char *vault_name, struct bc_error *err)
+{
+	char key[BC_LIMIT_NAME + 1], gname[BC_LIMIT_NAME + 8];
+	int64_t changed = 0;
+	if (!vault_name || !mgr_lower(vault_name, key, sizeof(key)))
+		return bc_error_set(err, BC_ERR_NOT_FOUND, "vault not found");
+	snprintf(gname, sizeof(gname), "vault:%s", key);
+	/* a no-op update: it locks the row (PostgreSQL; SQLite's writer holds the database) until
+	 * txn ends, and finds nothing once a delete has committed */
+	int st = bc_store_exec(m->st, txn, "UPDATE mgr_resources SET gname = gname WHERE gname = ?",
+			       (struct bc_param[]){BC_PTEXT(gname)}, 1, NULL, NULL, &changed, err);
+	if (st != BC_OK)
+		return st;
+	return changed > 0 ? BC_OK : bc_error_set(err, BC_ERR_NOT_FOUND, "vault '%s' not found", key);
+}
+
 int mgr_vault_lookup(struct mgr *m, const char *vault_name, struct mgr_vault_info *out, struct bc_error *err)
 {
 	struct mgr_vault_info info;

@@ -47,6 +47,10 @@ struct mgr_vault_info {
 };
 int mgr_vault_lookup(struct mgr *m, const char *vault_name, struct mgr_vault_info *out,
 		     struct bc_error *err) BC_MUST_CHECK;
+/* Inside a write transaction: BC_OK when vault_name exists (not deleted) and keeps it so until
+ * txn ends (a delete waits, or has already won: BC_ERR_NOT_FOUND). The vault's writes call it,
+ * so that nothing is written into a vault whose delete and purge raced with the write. */
+int mgr_vault_hold_txn(struct mgr *m, struct bc_txn *txn, const char *vault_name, struct bc_error *err) BC_MUST_CHECK;
 /* Is principal oid allowed permission (Azure access-policy name, e.g. "get", "set", "wrapKey")
  * on category ("secrets", "keys", "certificates") of the vault? Access policies, or role
  * assignments at the vault's scope and above when the vault uses RBAC.

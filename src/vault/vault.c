@@ -236,6 +236,13 @@ int vault_in_txn(struct vreq *q, vault_txn_fn fn, void *ctx, struct bc_error *er
 	for (int attempt = 0; attempt < 4; attempt++) {
 		struct bc_txn *txn = NULL;
 		rc = bc_store_begin(q->v->st, &txn, err);
+		/* the vault still exists, and stays so until this commits (a delete and purge racing
+		 * with this write would otherwise leave its rows to the next vault of the name) */
+		if (rc == BC_OK && (rc = mgr_vault_hold_txn(q->v->mgr, txn, q->vkey, err)) == BC_ERR_NOT_FOUND) {
+			bc_txn_rollback(txn);
+			vault_error(q, 404, "VaultNotFound", NULL, "The vault '%s' was not found.", q->vkey);
+			return BC_OK;
+		}
 		if (rc == BC_OK)
 			rc = fn(q, txn, ctx, err);
 		bool ok = q->res->status >= 200 && q->res->status < 300;

@@ -495,6 +495,24 @@ TEST(lagging_replica_uses_the_stores_key)
 	vault_free(v2);
 }
 
+/* The hold every vault write takes in its transaction: a live vault is held, a deleted one is
+ * not found (a write that lost the race to a delete writes nothing). */
+TEST(write_hold)
+{
+	struct bc_error err = {0};
+	struct bc_txn *txn = NULL;
+	REQUIRE(put_vault("rg1", "lc9", NULL) == 201);
+	REQUIRE(bc_store_begin(st, &txn, &err) == BC_OK);
+	CHECK_EQ_INT(mgr_vault_hold_txn(m, txn, "LC9", &err), BC_OK);
+	CHECK_EQ_INT(mgr_vault_hold_txn(m, txn, "no-such-vault", &err), BC_ERR_NOT_FOUND);
+	CHECK_EQ_INT(mgr_vault_hold_txn(m, txn, "bad name!", &err), BC_ERR_NOT_FOUND);
+	bc_txn_rollback(txn);
+	CHECK_EQ_INT(del_vault("rg1", "lc9"), 200);
+	REQUIRE(bc_store_begin(st, &txn, &err) == BC_OK);
+	CHECK_EQ_INT(mgr_vault_hold_txn(m, txn, "lc9", &err), BC_ERR_NOT_FOUND);
+	bc_txn_rollback(txn);
+}
+
 /* ---- purge protection: refused until the scheduled purge date; the sweep purges then ------ */
 
 static int64_t fake_now;
@@ -575,6 +593,6 @@ STACK_MAIN(setup, stack_close,
 	   T(recreate_refused),
 	   T(recover),
 	   T(purge_then_new_vault_is_empty),
-	   T(purge_reaches_other_replica), T(lagging_replica_uses_the_stores_key),
+	   T(purge_reaches_other_replica), T(lagging_replica_uses_the_stores_key), T(write_hold),
 	   T(purge_protection_and_sweep),
 	   T(group_delete_soft_deletes))

@@ -28,7 +28,12 @@
 #define TAG_LEN      16
 #define MASTER_MAX   4096
 #define SEAL_MAGIC   "v1"
-#define BACKUP_MAGIC "BADGEBK1"
+#define BACKUP_MAGIC "BADGEBK1"  /* sealed under a key derived from the master key (before 2026-11-29) */
+#define BACKUP_MAGIC2 "BADGEBK2" /* sealed under the installation's backup key (below) */
+/* The installation's backup key: a random key kept like a vault's data key, in vault_deks under a
+ * name no vault can have (names are [0-9a-zA-Z-]), so a master-key rotation wraps it again with
+ * the data keys and backups made before a rotation still restore. */
+#define BACKUP_KEY_ROW "#backup"
 
 struct dek {
 	char vault[BC_LIMIT_NAME + 1];
@@ -434,12 +439,19 @@ int vault_open(struct vault_crypt *c, const char *vault, const char *aad, const 
 int vault_backup_seal(struct vault_crypt *c, const char *kind, const void *pt, size_t n, struct bc_buf *blob,
 		      struct bc_error *err)
 {
-	size_t ml = strlen(BACKUP_MAGIC);
+	size_t ml = strlen(BACKUP_MAGIC2);
+	uint8_t key[KEY_LEN];
+	int rc = dek_get(c, BACKUP_KEY_ROW, true, key, err);
+	if (rc != BC_OK)
+		return rc;
 	uint8_t *buf = n < SIZE_MAX - 64 ? malloc(ml + n + NONCE_LEN + TAG_LEN) : NULL;
-	if (!buf)
+	if (!buf) {
+		bc_wipe(key, sizeof(key));
 		return bc_error_set(err, BC_ERR_NOMEM, "out of memory");
-	memcpy(buf, BACKUP_MAGIC, ml);
-	int rc = gcm_seal(c->backup_key, kind, strlen(kind), pt, n, buf + ml, err);
+	}
+	memcpy(buf, BACKUP_MAGIC2, ml);
+	rc = gcm_seal(key, kind, strlen(kind), pt, n, buf + ml, err);
+	bc_wipe(key, sizeof(key));
 	if (rc == BC_OK)
 		rc = bc_b64url_encode(buf, ml + n + NONCE_LEN + TAG_LEN, blob);
 	free(buf);
@@ -449,7 +461,18 @@ int vault_backup_seal(struct vault_crypt *c, const char *kind, const void *pt, s
 int vault_backup_open(struct vault_crypt *c, const char *kind, const uint8_t *blob, size_t n, uint8_t **out,
 		      size_t *outlen, struct bc_error *err)
 {
-	size_t ml = strlen(BACKUP_MAGIC);
+	size_t ml = strlen(BACKUP_MAGIC2);
+	if (n >= ml && memcmp(blob, BACKUP_MAGIC2, ml) == 0) {
+		uint8_t key[KEY_LEN];
+		int rc = dek_get(c, BACKUP_KEY_ROW, false, key, err);
+		if (rc == BC_ERR_NOT_FOUND) /* no backup was ever made here: not ours */
+			return bc_error_set(err, BC_ERR_CRYPTO, "the backup was not made by this installation");
+		if (rc == BC_OK)
+			rc = gcm_open(key, kind, strlen(kind), blob + ml, n - ml, out, outlen, err);
+		bc_wipe(key, sizeof(key));
+		return rc;
+	}
+	ml = strlen(BACKUP_MAGIC);
 	if (n < ml || memcmp(blob, BACKUP_MAGIC, ml) != 0)
 		return bc_error_set(err, BC_ERR_INVALID, "not a badge backup blob");
 	return gcm_open(c->backup_key, kind, strlen(kind), blob + ml, n - ml, out, outlen, err);

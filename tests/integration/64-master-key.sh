@@ -3,7 +3,7 @@
 # server runs; a rotation interrupted before and after its commit is finished by running the
 # command again (and the server refuses to start in between); afterwards master.key is new and
 # 0600, the secret reads back, the key signs, a token issued before still verifies, the JWKS is
-# unchanged, and the old master key opens nothing (a server with it fails to start). The public
+# unchanged, a vault backup blob made before the rotations restores, and the old master key opens nothing (a server with it fails to start). The public
 # port is fixed (the listener is on port 0) so that issuer and audiences survive the restarts.
 source "$BADGE_SRC/tests/lib.sh"
 dir=$(bt_tmpdir)
@@ -33,6 +33,8 @@ kv() { "$BADGE_BIN" keyvault "$@" --vault-name kv1; }
 marker="rotate-marker-$RANDOM-$RANDOM"
 kv secret set --name s1 --value "$marker" >/dev/null
 kv key create --name rsa1 --kty RSA --size 2048 >/dev/null
+# a backup blob made before any rotation must still restore after them
+kv secret backup --name s1 --file "$dir/s1.backup" >/dev/null
 digest=$(printf hello | openssl dgst -sha256 -binary | basenc --base64url | tr -d '=')
 jwks() { c "$BADGE_URL/$BADGE_TENANT_ID/discovery/v2.0/keys" | jq -S '.keys | sort_by(.kid)'; }
 jwks_before=$(jwks)
@@ -79,7 +81,8 @@ grep -q "master.key.new exists" "$dir/refused.log" || bt_fail "server refusal: $
 cp "$srv/master.key.new" "$dir/key1"
 rotate >"$dir/out" 2>"$dir/err" || bt_fail "finishing the rotation: $(cat "$dir/err")"
 grep -q "interrupted rotation finished" "$dir/out" || bt_fail "resume output: $(cat "$dir/out")"
-grep -q "1 vault data keys sealed again" "$dir/out" || bt_fail "vault data key not resealed: $(cat "$dir/out")"
+# the vault's data key and the installation's backup key
+grep -q "2 vault data keys sealed again" "$dir/out" || bt_fail "vault data keys not resealed: $(cat "$dir/out")"
 cmp -s "$srv/master.key" "$dir/key1" || bt_fail "master.key is not the interrupted rotation's key"
 cmp -s "$srv/master.key" "$dir/key0" && bt_fail "master.key did not change"
 bt_assert_eq "$(stat -c %a "$srv/master.key")" 600 "master.key mode"
@@ -115,6 +118,11 @@ bt_assert_eq "$(stat -c %a "$srv/master.key")" 600 "master.key mode"
 
 bt_start_server "$srv" --public-port 8443
 check_all "after three rotations"
+# the pre-rotation backup restores (once the secret is deleted and purged, as Key Vault requires)
+kv secret delete --name s1 >/dev/null
+kv secret purge --name s1 >/dev/null
+kv secret restore --file "$dir/s1.backup" >/dev/null || bt_fail "a backup made before the rotations does not restore"
+bt_assert_eq "$(kv secret show --name s1 | jq -r .value)" "$marker" "secret restored from a pre-rotation backup"
 bt_stop "$BT_SERVER_PID"
 
 # the old keys open nothing: a server given one fails to start, clearly

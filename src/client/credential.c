@@ -407,10 +407,9 @@ int client_http_retry(const struct badge_credential *c, const struct bc_httpc_re
 		if (rc == BC_OK && (!again || status < 400))
 			return BADGE_OK;
 		int64_t delay = (int64_t)CLIENT_BACKOFF_BASE_MS << (attempt < 16 ? attempt : 16);
-		if (rc == BC_OK && res->retry_after_s >= 0)
-			delay = res->retry_after_s * 1000 > CLIENT_RETRY_AFTER_MAX_MS
-					? CLIENT_RETRY_AFTER_MAX_MS
-					: res->retry_after_s * 1000;
+		if (rc == BC_OK && res->retry_after_ms >= 0)
+			delay = res->retry_after_ms > CLIENT_RETRY_AFTER_MAX_MS ? CLIENT_RETRY_AFTER_MAX_MS
+										: res->retry_after_ms;
 		bool give_up = status == 410 ? cred_now_ms(c) + delay - start > CLIENT_GONE_WINDOW_MS
 					     : attempt >= CLIENT_MAX_RETRIES;
 		if (give_up) {

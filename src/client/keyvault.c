@@ -266,10 +266,9 @@ static int kv_send(struct badge_keyvault *kv, const char *method, const char *ur
 			break;
 		}
 		int64_t delay = (int64_t)CLIENT_BACKOFF_BASE_MS << attempt;
-		if (hrc == BC_OK && res->retry_after_s >= 0)
-			delay = res->retry_after_s * 1000 > CLIENT_RETRY_AFTER_MAX_MS
-					? CLIENT_RETRY_AFTER_MAX_MS
-					: res->retry_after_s * 1000;
+		if (hrc == BC_OK && res->retry_after_ms >= 0)
+			delay = res->retry_after_ms > CLIENT_RETRY_AFTER_MAX_MS ? CLIENT_RETRY_AFTER_MAX_MS
+										: res->retry_after_ms;
 		cred_sleep(kv->cred, delay);
 	}
 	bc_buf_wipe(&auth);

@@ -56,6 +56,7 @@ void bc_httpc_res_init(struct bc_httpc_res *res)
 	memset(res, 0, sizeof(*res));
 	bc_buf_init(&res->body, 0);
 	res->retry_after_s = -1;
+	res->retry_after_ms = -1;
 }
 
 void bc_httpc_res_release(struct bc_httpc_res *res)
@@ -65,12 +66,14 @@ void bc_httpc_res_release(struct bc_httpc_res *res)
 	res->content_type[0] = '\0';
 	res->www_authenticate[0] = '\0';
 	res->retry_after_s = -1;
+	res->retry_after_ms = -1;
 }
 
 struct transfer {
 	struct bc_httpc_res *res;
 	size_t max;
 	bool too_big;
+	int ms_rank; /* which header set retry_after_ms: 0 none, 1 Retry-After, 2 x-ms-, 3 retry-after-ms */
 };
 
 static size_t on_body(char *p, size_t size, size_t nmemb, void *ud)
@@ -117,6 +120,8 @@ static size_t on_header(char *p, size_t size, size_t nmemb, void *ud)
 		res->content_type[0] = '\0';
 		res->www_authenticate[0] = '\0';
 		res->retry_after_s = -1;
+		res->retry_after_ms = -1;
+		t->ms_rank = 0;
 		return n;
 	}
 	const char *colon = memchr(p, ':', n);
@@ -143,6 +148,20 @@ static size_t on_header(char *p, size_t size, size_t nmemb, void *ud)
 		char tmp[64];
 		copy_value(tmp, sizeof(tmp), v, vlen);
 		res->retry_after_s = parse_retry_after(tmp);
+		if (res->retry_after_s >= 0 && t->ms_rank < 1) {
+			res->retry_after_ms = res->retry_after_s * 1000;
+			t->ms_rank = 1;
+		}
+	} else if ((klen == 14 && strncasecmp(p, "retry-after-ms", 14) == 0) ||
+		   (klen == 19 && strncasecmp(p, "x-ms-retry-after-ms", 19) == 0)) {
+		int rank = klen == 14 ? 3 : 2;
+		char tmp[32], *e;
+		copy_value(tmp, sizeof(tmp), v, vlen);
+		long long ms = strtoll(tmp, &e, 10);
+		if (e != tmp && *e == '\0' && ms >= 0 && rank > t->ms_rank) {
+			res->retry_after_ms = ms > 86400000LL ? 86400000L : (long)ms;
+			t->ms_rank = rank;
+		}
 	}
 	return n;
 }

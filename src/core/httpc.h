@@ -27,7 +27,10 @@ struct bc_httpc_res {
 	struct bc_buf body;
 	char content_type[128];
 	char www_authenticate[1024];
-	long retry_after_s;       /* -1 when absent */
+	long retry_after_s;       /* Retry-After in seconds, -1 when absent */
+	long retry_after_ms;      /* the delay the server asked for, in milliseconds, -1 when none:
+				   * retry-after-ms, else x-ms-retry-after-ms, else Retry-After
+				   * (the Azure SDKs' order) */
 };
 
 void bc_httpc_res_init(struct bc_httpc_res *res);

@@ -27,6 +27,7 @@ struct peer_answer {
 	const char *body;
 	const char *hname, *hvalue; /* one extra response header, may be NULL */
 	int delay_ms;               /* hold the answer (to make threads overlap) */
+	const char *hname2, *hvalue2, *hname3, *hvalue3; /* more headers, may be NULL */
 };
 
 struct peer_rec {
@@ -86,6 +87,10 @@ static inline void peer_handle(struct bc_http_req *req, struct bc_http_res *res,
 	bc_http_res_json(res, a.status, j);
 	if (a.hname)
 		(void)bc_http_res_header(res, a.hname, a.hvalue);
+	if (a.hname2)
+		(void)bc_http_res_header(res, a.hname2, a.hvalue2);
+	if (a.hname3)
+		(void)bc_http_res_header(res, a.hname3, a.hvalue3);
 }
 
 static inline void peer_reset(struct peer *p)

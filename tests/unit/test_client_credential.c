@@ -240,6 +240,21 @@ TEST(t_retry_429_retry_after)
 	retry_case(a, 3, BADGE_OK, 3, sleeps, 2);
 }
 
+/* The millisecond headers the Azure SDKs honour, in their order: retry-after-ms, then
+ * x-ms-retry-after-ms, then Retry-After (seconds), whichever order the server sends them in. */
+TEST(t_retry_after_ms)
+{
+	struct peer_answer a[] = {
+		{429, "{}", "retry-after-ms", "1500"},
+		{429, "{}", "x-ms-retry-after-ms", "800"},
+		{429, "{}", "Retry-After", "7", 0, "retry-after-ms", "250"},
+		{429, "{}", "retry-after-ms", "300", 0, "x-ms-retry-after-ms", "900", "Retry-After", "7"},
+		{429, "{}", "x-ms-retry-after-ms", "bogus", 0, "Retry-After", "2"},
+		{200, tok("tok-r", T0 + 3600)}};
+	int64_t sleeps[] = {1500, 800, 250, 300, 2000};
+	retry_case(a, 6, BADGE_OK, 6, sleeps, 5);
+}
+
 TEST(t_retry_410_for_70s)
 {
 	struct peer_answer a[] = {{410, "{}"}};
@@ -639,7 +654,7 @@ TEST(t_stop)
 }
 
 TEST_MAIN(T(t_start), T(t_imds_system_assigned), T(t_imds_default_endpoint_and_selectors), T(t_pod_identity),
-	  T(t_app_service), T(t_retry_404_then_ok), T(t_retry_5xx_exhausted), T(t_retry_429_retry_after),
+	  T(t_app_service), T(t_retry_404_then_ok), T(t_retry_5xx_exhausted), T(t_retry_429_retry_after), T(t_retry_after_ms),
 	  T(t_retry_410_for_70s), T(t_400_is_final), T(t_unreachable_is_retried), T(t_cache_and_refresh),
 	  T(t_failed_refresh_keeps_valid_token), T(t_bad_token_responses), T(t_threads_share_one_request),
 	  T(t_client_secret), T(t_client_certificate), T(t_access_token), T(t_stop))

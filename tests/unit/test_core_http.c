@@ -958,6 +958,26 @@ TEST(t_live_https_cork)
 			CHECK(body.len > 0 && strchr(body.data, '}'));
 	}
 	CHECK(bc_now_ms() - t0 < 6000);
+	/* answers that end their connection (Connection: close, HTTP/1.0) arrive whole too */
+	for (int i = 0; i < 4; i++) {
+		struct curl_slist *hl = i % 2 ? NULL : curl_slist_append(NULL, "Connection: close");
+		char url[128];
+		snprintf(url, sizeof(url), "%s%s", lv.base, i < 2 ? "/big" : "/secrets/s3");
+		bc_buf_reset(&body);
+		curl_easy_setopt(h, CURLOPT_URL, url);
+		curl_easy_setopt(h, CURLOPT_HTTPHEADER, hl);
+		curl_easy_setopt(h, CURLOPT_HTTP_VERSION, i % 2 ? CURL_HTTP_VERSION_1_0 : CURL_HTTP_VERSION_1_1);
+		CHECK_EQ_INT(curl_easy_perform(h), CURLE_OK);
+		long status = 0;
+		curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+		CHECK_EQ_INT(status, 200);
+		if (i < 2)
+			CHECK_EQ_INT(body.len, 4095);
+		else
+			CHECK(body.len > 0 && strchr(body.data, '}'));
+		curl_easy_setopt(h, CURLOPT_HTTPHEADER, NULL);
+		curl_slist_free_all(hl);
+	}
 	curl_easy_cleanup(h);
 	bc_buf_release(&body);
 

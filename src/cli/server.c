@@ -44,6 +44,7 @@ const struct bc_config_spec server_conf_spec[] = {
 	{"identity_cert_lifetime", BC_CONF_DURATION, OFF(identity_cert_lifetime), "lifetime of the identity certificates agents get (renewed at half)", "3d", 10, 365 * 86400},
 	{"host_cert_lifetime", BC_CONF_DURATION, OFF(host_cert_lifetime), "lifetime of agents' host certificates (renewed at half)", "30d", 10, 3650 * 86400},
 	{"join_from", BC_CONF_STRING, OFF(join_from), "another replica's data dir: copy its ca.pem, ca.key, master.key, admin.json (scale out)", "", 0, 0},
+	{"federation_ca_file", BC_CONF_STRING, OFF(federation_ca_file), "PEM trust anchors for the HTTPS of external OIDC issuers (federated credentials); empty = the system's", "", 0, 0},
 };
 const size_t server_conf_nspec = sizeof(server_conf_spec) / sizeof(server_conf_spec[0]);
 
@@ -319,6 +320,7 @@ int server_run(struct server_conf *conf, struct server_hooks *hooks, struct bc_e
 		.v2_resources = v2,
 		.nv2_resources = nv2,
 		.admin_audience = u.management_resource,
+		.federation_ca_file = conf->federation_ca_file && *conf->federation_ca_file ? conf->federation_ca_file : NULL,
 	};
 	if ((rc = dir_new(&d, st, &dc, err)))
 		goto done;

@@ -12,6 +12,7 @@ struct server_conf {
 	int64_t public_port, threads, token_lifetime, key_prepublish, key_rotation;
 	int64_t identity_cert_lifetime, host_cert_lifetime;
 	char *join_from; /* another replica's data dir: copy its CA, master key, admin.json (join.c) */
+	char *federation_ca_file; /* trust anchors for external OIDC issuers ("" = the system's) */
 };
 extern const struct bc_config_spec server_conf_spec[];
 extern const size_t server_conf_nspec;

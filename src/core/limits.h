@@ -58,6 +58,18 @@
 #define VAULT_LIMIT_SECRET_BODY (200 * 1024)       /* set-secret body: 25 KiB escaped up to 6x */
 #define VAULT_LIMIT_RNG 128                        /* bytes of one getrandombytes call (Azure: 128) */
 
+/* workload identity federation (directory/federation.c, manager/fic.c) */
+#define BC_LIMIT_FIC_PER_IDENTITY 20        /* federated credentials of one identity (Azure's) */
+#define BC_LIMIT_FIC_NAME 120               /* federated credential name characters (Azure's) */
+#define BC_LIMIT_FIC_FIELD 600              /* issuer, subject, audience characters (Entra's) */
+#define BC_LIMIT_FED_DOC_BYTES (64 * 1024)  /* an issuer's openid-configuration or JWKS response */
+#define BC_LIMIT_FED_FETCH_MS 5000          /* whole fetch of one issuer document */
+#define BC_LIMIT_FED_CONNECT_MS 2000        /* connecting to an issuer */
+#define BC_LIMIT_FED_CACHE_S 600            /* an issuer's keys are used this long after fetching */
+#define BC_LIMIT_FED_REFETCH_S 30           /* an unknown kid refetches the keys at most this often */
+#define BC_LIMIT_FED_ISSUERS 64             /* issuers whose keys are cached at once */
+#define BC_LIMIT_FED_LIFETIME_S 86400       /* exp - iat of an external assertion */
+
 /* config */
 #define BC_LIMIT_CONFIG_BYTES (64 * 1024)
 #define BC_LIMIT_CONFIG_LINE 4096

@@ -32,6 +32,11 @@ static const char *const migrations[] = {
 	" operation TEXT NOT NULL, object TEXT, oid TEXT, appid TEXT, xms_mirid TEXT, client_ip TEXT,"
 	" status BIGINT NOT NULL, duration_ms BIGINT NOT NULL, request_id TEXT);"
 	"CREATE INDEX dir_audit_time ON dir_audit (tenant, time_ms)",
+	/* 3: federated identity credentials (fic.c); lname is the name lower-cased */
+	"CREATE TABLE dir_federated (object_id TEXT NOT NULL REFERENCES dir_principals(object_id) ON DELETE CASCADE,"
+	" lname TEXT NOT NULL, name TEXT NOT NULL, issuer TEXT NOT NULL, subject TEXT NOT NULL,"
+	" audience TEXT NOT NULL, created BIGINT NOT NULL, PRIMARY KEY (object_id, lname));"
+	"CREATE INDEX dir_federated_match ON dir_federated (object_id, issuer, subject)",
 };
 
 bool dir_id_ok(const char *id)
@@ -138,7 +143,7 @@ int dir_new(struct dir **out, struct bc_store *st, const struct dir_config *cfg,
 		goto fail;
 	if ((rc = bc_audit_new(&d->audit, st, "dir_audit", "tenant", NULL, NULL, err)))
 		goto fail;
-	if ((rc = dir_cache_init(d)) || (rc = dir_jti_init(d))) {
+	if ((rc = dir_cache_init(d)) || (rc = dir_jti_init(d)) || (rc = dir_fed_init(d))) {
 		bc_error_set(err, rc, "out of memory");
 		goto fail;
 	}
@@ -160,6 +165,7 @@ void dir_free(struct dir *d)
 	dir_keyset_release(&d->keys);
 	dir_cache_free(d);
 	dir_jti_free(d);
+	dir_fed_free(d);
 	bc_seal_free(d->seal);
 	pthread_rwlock_destroy(&d->keys_lock);
 	pthread_mutex_destroy(&d->maint_mu);
@@ -286,7 +292,8 @@ int dir_principal_delete(struct dir *d, struct bc_txn *txn, const char *object_i
 	int64_t changes = 0;
 	int rc = bc_store_exec(d->st, txn, "DELETE FROM dir_credentials WHERE object_id = ?", p, 1, NULL, NULL, NULL,
 			       err);
-	if (rc)
+	if (rc || (rc = bc_store_exec(d->st, txn, "DELETE FROM dir_federated WHERE object_id = ?", p, 1, NULL, NULL,
+				      NULL, err)))
 		return rc;
 	if ((rc = bc_store_exec(d->st, txn, "DELETE FROM dir_principals WHERE object_id = ?", p, 1, NULL, NULL,
 				&changes, err)))

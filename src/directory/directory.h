@@ -25,6 +25,7 @@ struct dir_config {
 	const char *const *v2_resources; /* borrowed: resources that ask for v2 tokens */
 	size_t nv2_resources;
 	const char *admin_audience;  /* borrowed: audience of tokens the admin API accepts */
+	const char *federation_ca_file; /* borrowed: trust anchors for external OIDC issuers (NULL = the system's) */
 };
 
 /* Creates (migrating the store) and loads signing keys. Creates the default tenant on first start. */
@@ -78,6 +79,27 @@ int dir_credential_remove_host(struct dir *d, struct bc_txn *txn, const char *ob
 int dir_issue_cert(struct dir *d, struct bc_txn *txn, const char *object_id, const char *host_id,
 		   const char *csr_pem, int64_t lifetime_s, struct bc_buf *cert_pem, char cred_id[37],
 		   struct bc_error *err) BC_MUST_CHECK;
+
+/* Federated identity credentials (workload identity federation): a principal trusts tokens of
+ * an external OIDC issuer whose iss and sub are exactly these, with aud one of the audiences,
+ * as client assertions. Names are compared case-insensitively. */
+struct dir_fic {
+	char name[BC_LIMIT_FIC_NAME + 1];
+	char issuer[BC_LIMIT_FIC_FIELD + 1];
+	char subject[BC_LIMIT_FIC_FIELD + 1];
+	char audience[BC_LIMIT_FIC_FIELD + 1]; /* one audience, as Azure allows */
+};
+/* Creates or replaces fic (by name). BC_ERR_LIMIT beyond BC_LIMIT_FIC_PER_IDENTITY; BC_ERR_EXISTS
+ * when another credential of the principal has the same issuer and subject. */
+int dir_fic_put(struct dir *d, struct bc_txn *txn, const char *object_id, const struct dir_fic *fic, bool *created,
+		struct bc_error *err) BC_MUST_CHECK;
+int dir_fic_get(struct dir *d, struct bc_txn *txn, const char *object_id, const char *name, struct dir_fic *out,
+		struct bc_error *err) BC_MUST_CHECK; /* BC_ERR_NOT_FOUND when absent */
+/* Calls fn for each credential of object_id, by name. */
+int dir_fic_list(struct dir *d, struct bc_txn *txn, const char *object_id,
+		 void (*fn)(void *ctx, const struct dir_fic *fic), void *ctx, struct bc_error *err) BC_MUST_CHECK;
+int dir_fic_delete(struct dir *d, struct bc_txn *txn, const char *object_id, const char *name,
+		   struct bc_error *err) BC_MUST_CHECK; /* BC_ERR_NOT_FOUND when absent */
 
 /* Verified access-token claims. */
 struct dir_claims {

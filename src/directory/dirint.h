@@ -31,6 +31,7 @@ struct dir_keyset {
 
 struct dir_cache_slot; /* verify.c */
 struct dir_jti_table;  /* token.c */
+struct dir_fed_cache;  /* federation.c */
 
 struct dir {
 	struct bc_store *st;          /* borrowed */
@@ -47,6 +48,7 @@ struct dir {
 
 	struct dir_cache_slot *cache; /* owned: verified tokens and principal liveness */
 	struct dir_jti_table *jti;    /* owned: assertion replay cache */
+	struct dir_fed_cache *fed;    /* owned: external issuers' keys (federation.c) */
 	atomic_uint_fast64_t principal_epoch; /* bumped on every principal deletion/disable */
 
 	pthread_mutex_t maint_mu; /* guards maint_stop; maint_cv wakes the maintenance thread */
@@ -74,6 +76,19 @@ int dir_rotate(struct dir *d, const char *tenant_id, bool activate, json_t **res
 int dir_token_mount(struct dir *d, struct bc_http_server *srv) BC_MUST_CHECK;
 int dir_jti_init(struct dir *d) BC_MUST_CHECK;
 void dir_jti_free(struct dir *d);
+
+/* federation.c: client assertions signed by an external OIDC issuer (workload identity
+ * federation). On failure *fail says what to answer (Entra's error, code and message). */
+struct dir_fed_fail {
+	int status;
+	const char *error;
+	int code;
+	char msg[700];
+};
+int dir_fed_init(struct dir *d) BC_MUST_CHECK;
+void dir_fed_free(struct dir *d);
+bool dir_fed_authenticate(struct dir *d, const struct bc_jwt *jwt, const struct dir_principal *p,
+			  const char *request_id, struct dir_fed_fail *fail);
 
 /* verify.c */
 int dir_cache_init(struct dir *d) BC_MUST_CHECK;

@@ -323,6 +323,17 @@ static bool auth_assertion(struct token_req *t, const char *assertion, const cha
 	}
 	const char *iss = bc_json_str(jwt.claims, "iss"), *sub = bc_json_str(jwt.claims, "sub");
 	const char *aud = bc_json_str(jwt.claims, "aud"), *jti = bc_json_str(jwt.claims, "jti");
+	if (iss && strcmp(iss, client_id) != 0 && (!strncasecmp(iss, "https://", 8) || !strncasecmp(iss, "http://", 7))) {
+		/* signed by an external OIDC issuer: workload identity federation (federation.c) */
+		struct dir_fed_fail f;
+		if (!dir_fed_authenticate(t->d, &jwt, &t->p, t->req->request_id, &f)) {
+			oauth_error(t, f.status, f.error, f.code, "%s", f.msg);
+			goto done;
+		}
+		t->acr = "2";
+		ok = true;
+		goto done;
+	}
 	if (!iss || !sub || strcmp(iss, client_id) != 0 || strcmp(sub, client_id) != 0) {
 		oauth_error(t, 401, "invalid_client", 700021,
 			    "Client assertion application identifier doesn't match 'client_id' parameter.");

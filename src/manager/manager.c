@@ -349,6 +349,7 @@ int mgr_mount(struct mgr *m, struct bc_http_server *srv)
 		{mgr_agent_routes, mgr_agent_nroutes}, {mgr_rbac_routes, mgr_rbac_nroutes},
 		{mgr_host_routes, mgr_host_nroutes},   {mgr_vault_routes, mgr_vault_nroutes},
 		{mgr_vm_routes, mgr_vm_nroutes},       {mgr_uai_routes, mgr_uai_nroutes},
+		{mgr_fic_routes, mgr_fic_nroutes},
 		{mgr_group_routes, mgr_group_nroutes}, {mgr_sub_routes, mgr_sub_nroutes},
 		{mgr_resource_routes, mgr_resource_nroutes},
 	};

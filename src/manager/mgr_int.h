@@ -238,6 +238,8 @@ extern const struct bc_route mgr_group_routes[];
 extern const size_t mgr_group_nroutes;
 extern const struct bc_route mgr_uai_routes[];
 extern const size_t mgr_uai_nroutes;
+extern const struct bc_route mgr_fic_routes[]; /* fic.c: federated identity credentials */
+extern const size_t mgr_fic_nroutes;
 extern const struct bc_route mgr_vm_routes[];
 extern const size_t mgr_vm_nroutes;
 extern const struct bc_route mgr_vault_routes[];

@@ -7,7 +7,9 @@
 # with the server.
 # usage: bench/vault.sh [RUNS] [SECONDS] [BIG]     (BIG=0 skips the large vault)
 #   env: BADGE_BUILD (default build/perf), THREADS (server pool, default 2), CONNS (64),
-#        SERVER_ARGS (extra server flags, e.g. "--log-level warn"),
+#        SERVER_ARGS (extra server flags, e.g. "--log-level warn"), LIMIT_ARGS (throttling flags;
+#        default "--vault-limit-secrets 1000000000": never reached, the bucket still taken; "" for a
+#        build without throttling),
 #        PROFILE=FILE: perf record -g the server during the first badge round into FILE,
 #        HOLD=FILE: set up, write url/token/cafile/server_pid to FILE, wait until FILE is removed
 set -euo pipefail
@@ -43,7 +45,9 @@ deadline_wait() { # file, seconds
 }
 
 start_server() {
-	"$BIN" server --data-dir "$tmp/srv" --listen 127.0.0.1:0 --threads "$THREADS" ${SERVER_ARGS:-} >"$tmp/server.log" 2>&1 &
+	# a limit no run reaches, so the throttle's bucket is taken on every GET (its cost is measured)
+	"$BIN" server --data-dir "$tmp/srv" --listen 127.0.0.1:0 --threads "$THREADS" \
+		${LIMIT_ARGS---vault-limit-secrets 1000000000} ${SERVER_ARGS:-} >"$tmp/server.log" 2>&1 &
 	pid=$!
 	rm -f "$tmp/srv/env.seen"
 	deadline_wait "$tmp/srv/env" 30 || { cat "$tmp/server.log"; exit 1; }

@@ -45,6 +45,17 @@ const struct bc_config_spec server_conf_spec[] = {
 	{"host_cert_lifetime", BC_CONF_DURATION, OFF(host_cert_lifetime), "lifetime of agents' host certificates (renewed at half)", "30d", 10, 3650 * 86400},
 	{"join_from", BC_CONF_STRING, OFF(join_from), "another replica's data dir: copy its ca.pem, ca.key, master.key, admin.json (scale out)", "", 0, 0},
 	{"federation_ca_file", BC_CONF_STRING, OFF(federation_ca_file), "PEM trust anchors for the HTTPS of external OIDC issuers (federated credentials); empty = the system's", "", 0, 0},
+	{"vault_limit_secrets", BC_CONF_INT, OFF(vault_limit_secrets), "Key Vault secret (and other vault) transactions per 10 s per vault and caller (0 = unlimited)", "4000", 0, 1000000000},
+	{"vault_limit_keys", BC_CONF_INT, OFF(vault_limit_keys), "Key Vault key transactions but creation per 10 s per vault and caller (0 = unlimited)", "4000", 0, 1000000000},
+	{"vault_limit_key_create", BC_CONF_INT, OFF(vault_limit_key_create), "Key Vault key creations (create, import, rotate) per 10 s per vault and caller (0 = unlimited)", "20", 0, 1000000000},
+	{"token_limit_client", BC_CONF_INT, OFF(token_limit_client), "token requests per 10 s per client_id (0 = unlimited)", "200", 0, 1000000000},
+	{"token_limit_tenant", BC_CONF_INT, OFF(token_limit_tenant), "token requests per 10 s per tenant (0 = unlimited)", "2000", 0, 1000000000},
+	{"arm_limit_reads", BC_CONF_INT, OFF(arm_limit_reads), "Resource Manager reads: bucket per principal and subscription (0 = unlimited)", "250", 0, 1000000000},
+	{"arm_refill_reads", BC_CONF_INT, OFF(arm_refill_reads), "Resource Manager reads: bucket refill per second", "25", 1, 1000000000},
+	{"arm_limit_writes", BC_CONF_INT, OFF(arm_limit_writes), "Resource Manager writes: bucket per principal and subscription (0 = unlimited)", "200", 0, 1000000000},
+	{"arm_refill_writes", BC_CONF_INT, OFF(arm_refill_writes), "Resource Manager writes: bucket refill per second", "10", 1, 1000000000},
+	{"arm_limit_deletes", BC_CONF_INT, OFF(arm_limit_deletes), "Resource Manager deletes: bucket per principal and subscription (0 = unlimited)", "200", 0, 1000000000},
+	{"arm_refill_deletes", BC_CONF_INT, OFF(arm_refill_deletes), "Resource Manager deletes: bucket refill per second", "10", 1, 1000000000},
 };
 const size_t server_conf_nspec = sizeof(server_conf_spec) / sizeof(server_conf_spec[0]);
 
@@ -321,6 +332,8 @@ int server_run(struct server_conf *conf, struct server_hooks *hooks, struct bc_e
 		.nv2_resources = nv2,
 		.admin_audience = u.management_resource,
 		.federation_ca_file = conf->federation_ca_file && *conf->federation_ca_file ? conf->federation_ca_file : NULL,
+		.limit_client = conf->token_limit_client,
+		.limit_tenant = conf->token_limit_tenant,
 	};
 	if ((rc = dir_new(&d, st, &dc, err)))
 		goto done;
@@ -334,6 +347,12 @@ int server_run(struct server_conf *conf, struct server_hooks *hooks, struct bc_e
 		.ca_cert_pem = bc_ca_cert_pem(ca),
 		.identity_cert_lifetime_s = conf->identity_cert_lifetime,
 		.host_cert_lifetime_s = conf->host_cert_lifetime,
+		.limit_reads_burst = conf->arm_limit_reads,
+		.limit_reads_refill = conf->arm_refill_reads,
+		.limit_writes_burst = conf->arm_limit_writes,
+		.limit_writes_refill = conf->arm_refill_writes,
+		.limit_deletes_burst = conf->arm_limit_deletes,
+		.limit_deletes_refill = conf->arm_refill_deletes,
 	};
 	if ((rc = mgr_new(&m, st, d, &mc, err)))
 		goto done;
@@ -343,6 +362,9 @@ int server_run(struct server_conf *conf, struct server_hooks *hooks, struct bc_e
 		.vault_resource = u.vault_resource,
 		.public_port = u.vault_port,
 		.master_key_file = master,
+		.limit_secrets = conf->vault_limit_secrets,
+		.limit_keys = conf->vault_limit_keys,
+		.limit_key_create = conf->vault_limit_key_create,
 	};
 	if ((rc = vault_new(&v, st, d, m, &vc, err)))
 		goto done;

@@ -13,6 +13,11 @@ struct server_conf {
 	int64_t identity_cert_lifetime, host_cert_lifetime;
 	char *join_from; /* another replica's data dir: copy its CA, master key, admin.json (join.c) */
 	char *federation_ca_file; /* trust anchors for external OIDC issuers ("" = the system's) */
+	/* throttling, per replica (docs/operations.md "Throttling"); 0 = unlimited */
+	int64_t vault_limit_secrets, vault_limit_keys, vault_limit_key_create;
+	int64_t token_limit_client, token_limit_tenant;
+	int64_t arm_limit_reads, arm_refill_reads, arm_limit_writes, arm_refill_writes, arm_limit_deletes,
+		arm_refill_deletes;
 };
 extern const struct bc_config_spec server_conf_spec[];
 extern const size_t server_conf_nspec;

@@ -147,6 +147,10 @@ int dir_new(struct dir **out, struct bc_store *st, const struct dir_config *cfg,
 		bc_error_set(err, rc, "out of memory");
 		goto fail;
 	}
+	if ((rc = dir_throttle_init(d))) {
+		bc_error_set(err, rc, "directory: bad throttling limits");
+		goto fail;
+	}
 	if ((rc = dir_keys_load(d, err)) || (rc = dir_keys_ensure(d, d->default_tenant, err)))
 		goto fail;
 	*out = d;
@@ -165,6 +169,7 @@ void dir_free(struct dir *d)
 	dir_keyset_release(&d->keys);
 	dir_cache_free(d);
 	dir_jti_free(d);
+	dir_throttle_free(d);
 	dir_fed_free(d);
 	bc_seal_free(d->seal);
 	pthread_rwlock_destroy(&d->keys_lock);

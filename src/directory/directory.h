@@ -25,6 +25,11 @@ struct dir_config {
 	const char *const *v2_resources; /* borrowed: resources that ask for v2 tokens */
 	size_t nv2_resources;
 	const char *admin_audience;  /* borrowed: audience of tokens the admin API accepts */
+	/* Throttling of the token endpoints (throttle.c), on this replica: requests per 10 s per
+	 * client_id and per tenant; over it, 429 temporarily_unavailable with Retry-After.
+	 * 0 = unlimited (a zeroed config throttles nothing). */
+	int64_t limit_client;
+	int64_t limit_tenant;
 	const char *federation_ca_file; /* borrowed: trust anchors for external OIDC issuers (NULL = the system's) */
 };
 

@@ -50,6 +50,7 @@ struct dir {
 	struct dir_jti_table *jti;    /* owned: assertion replay cache */
 	struct dir_fed_cache *fed;    /* owned: external issuers' keys (federation.c) */
 	atomic_uint_fast64_t principal_epoch; /* bumped on every principal deletion/disable */
+	struct bc_ratelimit *limiter; /* owned: token-endpoint throttling (throttle.c), NULL = none */
 
 	pthread_mutex_t maint_mu; /* guards maint_stop; maint_cv wakes the maintenance thread */
 	pthread_cond_t maint_cv;
@@ -71,6 +72,14 @@ int dir_keys_find(struct dir *d, const char *kid, const char *tenant_id, struct 
 		  struct bc_error *err) BC_MUST_CHECK;
 void dir_keyset_release(struct dir_keyset *ks);
 int dir_rotate(struct dir *d, const char *tenant_id, bool activate, json_t **result, struct bc_error *err) BC_MUST_CHECK;
+
+/* throttle.c: the token endpoints' limits per client_id and per tenant (d->cfg.limit_*). */
+int dir_throttle_init(struct dir *d) BC_MUST_CHECK;
+void dir_throttle_free(struct dir *d);
+/* Takes one request of client_id in tenant; false when a limit is reached: *retry_s is the
+ * Retry-After in seconds and *scope "client" or "tenant". Counts the throttled request. */
+bool dir_throttle_token(struct dir *d, const char *tenant, const char *client_id, int64_t *retry_s,
+			const char **scope);
 
 /* token.c */
 int dir_token_mount(struct dir *d, struct bc_http_server *srv) BC_MUST_CHECK;

@@ -578,6 +578,19 @@ static void token_endpoint(struct bc_http_req *req, struct bc_http_res *res, str
 			    t.tenant);
 		goto done;
 	}
+	/* Throttled before any credential work, as Entra answers client credentials: 429 + Retry-After */
+	int64_t retry_s;
+	const char *scope_hit;
+	if (!dir_throttle_token(d, t.tenant, client_id, &retry_s, &scope_hit)) {
+		char ra[24];
+		oauth_error(&t, 429, "temporarily_unavailable", 90055,
+			    "TenantThrottlingError - There are too many incoming requests (%s limit of %s). "
+			    "Retry after %lld seconds.", scope_hit, !strcmp(scope_hit, "client") ? client_id : t.tenant,
+			    (long long)retry_s);
+		snprintf(ra, sizeof(ra), "%lld", (long long)retry_s);
+		(void)bc_http_res_header(res, "Retry-After", ra);
+		goto done;
+	}
 	int rc = dir_principal_get(d, NULL, client_id, &t.p, &err);
 	if (rc == BC_ERR_NOT_FOUND || (rc == BC_OK && (strcmp(t.p.app_id, client_id) != 0 ||
 						       strcmp(t.p.tenant_id, t.tenant) != 0))) {

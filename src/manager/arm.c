@@ -119,7 +119,7 @@ bool arm_begin(struct arm *a, struct mgr *m, struct bc_http_req *req, struct bc_
 			arm_error_from(res, &err);
 		return false;
 	}
-	return true;
+	return arm_throttle(a);
 }
 
 void arm_end(struct arm *a)

@@ -293,6 +293,10 @@ int mgr_new(struct mgr **out, struct bc_store *st, struct dir *d, const struct m
 		rc = bc_error_set(err, BC_ERR_NOMEM, "out of memory");
 		goto fail;
 	}
+	if ((rc = mgr_throttle_init(m, cfg)) != BC_OK) {
+		rc = bc_error_set(err, rc, "manager: bad throttling limits");
+		goto fail;
+	}
 	snprintf(m->tenant, sizeof(m->tenant), "%s", dir_default_tenant(d));
 	rc = bc_store_migrate(st, "manager", migrations, sizeof(migrations) / sizeof(migrations[0]), err);
 	if (rc != BC_OK)
@@ -333,6 +337,7 @@ void mgr_free(struct mgr *m)
 	free(m->domain);
 	free(m->ca_pem);
 	mgr_sync_free(m);
+	mgr_throttle_free(m);
 	pthread_mutex_destroy(&m->hq_mu);
 	pthread_cond_destroy(&m->cond);
 	pthread_mutex_destroy(&m->mu);

@@ -20,6 +20,15 @@ struct mgr_config {
 	const char *ca_cert_pem;         /* the CA certificate (PEM) handed to enrolling agents (borrowed; may be NULL) */
 	int64_t identity_cert_lifetime_s; /* identity certificates issued to agents; 0 = MGR_IDENTITY_CERT_LIFETIME_S */
 	int64_t host_cert_lifetime_s;     /* host certificates; 0 = MGR_HOST_CERT_LIFETIME_S */
+	/* Throttling as Resource Manager does it (throttle.c): token buckets per principal (oid)
+	 * and per subscription (or tenant, for calls outside one) and operation type, on this
+	 * replica: a bucket of *_burst requests refilling *_refill per second. Every ARM answer
+	 * carries x-ms-ratelimit-remaining-{subscription,tenant}-{reads,writes,deletes}; an empty
+	 * bucket answers 429 with Retry-After. A burst of 0 = unlimited (a zeroed config limits
+	 * nothing). */
+	int64_t limit_reads_burst, limit_reads_refill;
+	int64_t limit_writes_burst, limit_writes_refill;
+	int64_t limit_deletes_burst, limit_deletes_refill;
 };
 
 int mgr_new(struct mgr **out, struct bc_store *st, struct dir *d, const struct mgr_config *cfg,

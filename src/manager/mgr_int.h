@@ -10,6 +10,7 @@
 #include "core/error.h"
 #include "core/http.h"
 #include "core/limits.h"
+#include "core/ratelimit.h"
 #include "core/store.h"
 #include "directory/directory.h"
 #include "manager/manager.h"
@@ -134,6 +135,9 @@ struct mgr {
 	struct relay *relay;     /* what the store's notifications reach this manager through */
 	pthread_mutex_t hq_mu;   /* guards hq */
 	struct mgr_hostq *hq;    /* per-host wait queues of parked sync requests (agent.c) */
+
+	struct bc_ratelimit *limiter; /* owned, NULL when nothing is limited (throttle.c) */
+	struct bc_rate rates[3];      /* reads, writes, deletes */
 };
 
 struct mgr_hostq;
@@ -174,6 +178,12 @@ void arm_error_from(struct bc_http_res *res, const struct bc_error *err);
  * false after writing the error response. */
 bool arm_begin(struct arm *a, struct mgr *m, struct bc_http_req *req, struct bc_http_res *res);
 void arm_end(struct arm *a);
+/* throttle.c: Resource Manager's per-principal limits. */
+int mgr_throttle_init(struct mgr *m, const struct mgr_config *cfg) BC_MUST_CHECK;
+void mgr_throttle_free(struct mgr *m);
+/* Takes one request of a's caller; sets the x-ms-ratelimit-remaining-* header, or answers 429
+ * (SubscriptionRequestsThrottled / TenantRequestsThrottled) with Retry-After and returns false. */
+bool arm_throttle(struct arm *a);
 /* Is the caller allowed action at scope (control plane)? Writes 403 when not. */
 bool arm_allowed(struct arm *a, const char *action, const char *scope);
 bool arm_can(struct arm *a, const char *action, const char *scope); /* no response written */

@@ -22,6 +22,7 @@ struct vmount {
 	struct vault *v;
 	const struct vroute *vr;
 	bool path_style;
+	enum vault_rl_class rl_class; /* its Key Vault service-limit class */
 	struct bc_route r;
 };
 
@@ -501,6 +502,8 @@ static void vault_handle(struct bc_http_req *req, struct bc_http_res *res, void 
 	}
 	lower_copy(q->vkey, q->info.name, sizeof(q->vkey));
 	bc_strlcpy(q->audit.scope, q->vkey, sizeof(q->audit.scope));
+	if (!vault_throttle(q, vm->rl_class))
+		goto done; /* 429, audited below like any answer */
 
 	q->api_version = bc_http_query(req, "api-version");
 	if (!q->api_version || !*q->api_version) {
@@ -663,6 +666,10 @@ int vault_new(struct vault **out, struct bc_store *st, struct dir *d, struct mgr
 		goto fail;
 	}
 	bc_hex(id, sizeof(id), v->self_id);
+	if ((rc = vault_throttle_init(v, cfg)) != BC_OK) {
+		rc = bc_error_set(err, rc, "vault: bad throttling limits");
+		goto fail;
+	}
 	if (vault_cache_new(&v->cache) != BC_OK) {
 		rc = bc_error_set(err, BC_ERR_NOMEM, "out of memory");
 		goto fail;
@@ -709,6 +716,7 @@ void vault_free(struct vault *v)
 	vault_audit_free(v->audit); /* stops the sweep, which may purge vaults (and use the cache) */
 	vault_cache_free(v->cache);
 	vault_crypt_free(v->crypt);
+	vault_throttle_release(v);
 	mounts_free(v);
 	free(v->suffix);
 	free(v->dot_suffix);
@@ -743,6 +751,7 @@ int vault_mount(struct vault *v, struct bc_http_server *srv)
 				vm->v = v;
 				vm->vr = vr;
 				vm->path_style = style == 1;
+				vm->rl_class = vault_throttle_class(vr);
 				vm->r = (struct bc_route){.method = vr->method,
 							  .pattern = vr->pattern,
 							  .handler = vault_handle,

@@ -16,6 +16,13 @@ struct vault_config {
 	const char *vault_resource;  /* token audience, "https://vault.badge.internal" */
 	const char *public_port;     /* ":8443" or "" (ids are absolute URLs, port included) */
 	const char *master_key_file; /* wraps data keys; mode 0600; created on first start */
+	/* Throttling by Key Vault's service-limit classes: transactions per 10 s per vault and per
+	 * caller (the token's oid), on this replica; over it, 429 Throttled with Retry-After.
+	 * 0 = unlimited (so a zeroed config throttles nothing). */
+	int64_t limit_secrets;    /* secret (and other vault) transactions */
+	int64_t limit_keys;       /* key transactions but creating one (get, sign, wrap, ...) */
+	int64_t limit_key_create; /* key create, import, rotate */
+	size_t limit_max_callers; /* buckets kept at most (0 = BC_RATELIMIT_DEFAULT_KEYS) */
 };
 
 int vault_new(struct vault **out, struct bc_store *st, struct dir *d, struct mgr *m,

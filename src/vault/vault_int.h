@@ -13,6 +13,7 @@
 #include "core/error.h"
 #include "core/http.h"
 #include "core/limits.h"
+#include "core/ratelimit.h"
 #include "vault/vault.h"
 
 /* The vault's limits (VAULT_LIMIT_*) are in core/limits.h with the others. */
@@ -241,6 +242,9 @@ int vault_schema_migrate(struct bc_store *st, struct bc_error *err) BC_MUST_CHEC
 
 /* ---- vault.c: the request context shared by the endpoint modules ---------------------- */
 
+/* Key Vault's service-limit classes (throttle.c). */
+enum vault_rl_class { VAULT_RL_SECRETS, VAULT_RL_KEYS, VAULT_RL_KEY_CREATE, VAULT_RL_NCLASS };
+
 struct vault {
 	struct bc_store *st;       /* borrowed */
 	struct dir *dir;           /* borrowed */
@@ -255,10 +259,22 @@ struct vault {
 	char self_id[17];          /* random: this instance's own change notifications start with it */
 	bool hooks_set;            /* registered its vault lifecycle hooks with mgr */
 	_Atomic int64_t last_sweep;
+	struct bc_ratelimit *limiter;              /* owned, NULL when nothing is limited */
+	struct bc_rate rates[VAULT_RL_NCLASS];     /* per class; burst 0 = unlimited */
 };
 
 struct vreq;
 typedef void (*vault_op_fn)(struct vreq *q);
+
+/* ---- throttle.c: Key Vault's service-limit classes --------------------------------------- */
+struct vroute;
+struct vault_config;
+int vault_throttle_init(struct vault *v, const struct vault_config *cfg) BC_MUST_CHECK;
+void vault_throttle_release(struct vault *v);
+enum vault_rl_class vault_throttle_class(const struct vroute *vr);
+/* Takes one transaction of cls from the vault's and caller's bucket; false after answering 429
+ * Throttled with Retry-After (the handler must then change nothing). */
+bool vault_throttle(struct vreq *q, enum vault_rl_class cls);
 
 /* A data-plane route: what the handler is called, and what it needs. */
 struct vroute {

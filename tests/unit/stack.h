@@ -148,6 +148,8 @@ struct resp {
 	int status;
 	json_t *body; /* owned; NULL when empty or not JSON */
 	char www[1024]; /* WWW-Authenticate */
+	char retry_after[32];  /* Retry-After */
+	char ratelimit[128];   /* "x-ms-ratelimit-remaining-...: N" when the answer had one */
 };
 
 static inline void resp_release(struct resp *r)
@@ -180,6 +182,11 @@ static inline struct resp stack_call(const char *method, const char *host, const
 	for (size_t i = 0; i < res.nheaders; i++)
 		if (strcasecmp(res.headers[i].key, "WWW-Authenticate") == 0)
 			snprintf(out.www, sizeof(out.www), "%s", res.headers[i].value);
+		else if (strcasecmp(res.headers[i].key, "Retry-After") == 0)
+			snprintf(out.retry_after, sizeof(out.retry_after), "%s", res.headers[i].value);
+		else if (strncasecmp(res.headers[i].key, "x-ms-ratelimit-remaining-", 25) == 0)
+			snprintf(out.ratelimit, sizeof(out.ratelimit), "%s: %s", res.headers[i].key,
+				 res.headers[i].value);
 	bc_http_res_release(&res);
 	return out;
 }
@@ -226,6 +233,12 @@ static inline void mgmt_put(const char *path, const char *body)
 
 /* ---- the whole stack --------------------------------------------------------------------- */
 
+/* Set before stack_open to change the manager's or the vault's configuration (e.g. limits). */
+static void (*stack_mgr_configure)(struct mgr_config *mc) STACK_UNUSED;
+#ifdef STACK_VAULT
+static void (*stack_vault_configure)(struct vault_config *vc) STACK_UNUSED;
+#endif
+
 /* tmpdir is /tmp/badge-NAME-XXXXXX; env_store: BADGE_TEST_STORE=postgresql://... replaces the
  * SQLite store. */
 static inline void stack_open(const char *name, bool env_store)
@@ -244,6 +257,8 @@ static inline void stack_open(const char *name, bool env_store)
 				.vault_public_port = ":8443",
 				.location = "local",
 				.ca_cert_pem = bc_ca_cert_pem(ca)};
+	if (stack_mgr_configure)
+		stack_mgr_configure(&mc);
 	if (mgr_new(&m, st, d, &mc, &err) || mgr_mount(m, srv))
 		stack_die("mgr", &err);
 #ifdef STACK_VAULT
@@ -251,6 +266,8 @@ static inline void stack_open(const char *name, bool env_store)
 				  .vault_resource = STACK_VRES,
 				  .public_port = ":8443",
 				  .master_key_file = stack_key_file};
+	if (stack_vault_configure)
+		stack_vault_configure(&vc);
 	if (vault_new(&v, st, d, m, &vc, &err) || vault_mount(v, srv))
 		stack_die("vault", &err);
 #endif

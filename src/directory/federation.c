@@ -6,9 +6,10 @@
  * before anything is fetched, so only issuers an identity writer configured are ever contacted.
  * Then its dates, then the issuer's keys (OpenID discovery, then its JWKS, over HTTPS with
  * verified TLS, bounded in time and size, cached for BC_LIMIT_FED_CACHE_S), then the signature
- * (RS256 or ES256, key chosen by kid), then replay of its jti. Credentials are read from the
+ * (RS256 or ES256, key chosen by kid). As in Entra, the same external token may be presented
+ * again while it lives (a projected Kubernetes token serves every scope and refresh until the
+ * kubelet replaces it): its jti is not a one-time nonce here. Credentials are read from the
  * store on every request: a deleted credential stops working at once. */
-#include <openssl/evp.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,8 +20,6 @@
 #include "core/log.h"
 #include "core/util.h"
 #include "directory/dirint.h"
-
-int dir_jti_use(struct dir *d, const char *client_id, const char *jti, int64_t exp, struct bc_error *err);
 
 /* One issuer's keys as fetched. Immutable once made; shared by requests through refs. */
 struct fed_keys {
@@ -251,41 +250,6 @@ static void aud_text(const json_t *aud, char *out, size_t n)
 	free(s);
 }
 
-/* ---- replay ---- */
-
-/* jti once per issuer and principal. In memory (dir_jti_use, which also writes the shared table
- * on PostgreSQL) and, on SQLite, in the table too: an external token lives long (an hour for a
- * Kubernetes service account) and must not become usable again when the server restarts. */
-static int jti_use(struct dir *d, const struct dir_principal *p, const char *iss, const char *jti, int64_t exp,
-		   struct bc_error *err)
-{
-	char who[BC_LIMIT_FIC_FIELD + 64];
-	snprintf(who, sizeof(who), "fed\n%s\n%s", p->app_id, iss);
-	int rc = dir_jti_use(d, who, jti, exp, err);
-	if (rc || strcmp(bc_store_backend(d->st), "postgres") == 0)
-		return rc;
-	uint8_t h[32];
-	unsigned int hl = 0;
-	char key[70] = "f:";
-	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-	bool ok = ctx && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) == 1 &&
-		  EVP_DigestUpdate(ctx, who, strlen(who) + 1) == 1 && EVP_DigestUpdate(ctx, jti, strlen(jti)) == 1 &&
-		  EVP_DigestFinal_ex(ctx, h, &hl) == 1;
-	EVP_MD_CTX_free(ctx);
-	if (!ok)
-		return bc_error_set(err, BC_ERR_CRYPTO, "cannot hash jti");
-	bc_hex(h, 32, key + 2);
-	struct bc_param prm[] = {BC_PTEXT(key), BC_PINT(exp)};
-	int64_t changes = 0;
-	if ((rc = bc_store_exec(d->st, NULL,
-				"INSERT INTO dir_used_jti (jti, expires) VALUES (?, ?) ON CONFLICT DO NOTHING", prm, 2,
-				NULL, NULL, &changes, err)))
-		return rc;
-	if (changes == 0)
-		return bc_error_set(err, BC_ERR_EXISTS, "the assertion's jti was already used");
-	return BC_OK;
-}
-
 /* ---- the whole check ---- */
 
 static bool dates_ok(const struct bc_jwt *jwt, struct dir_fed_fail *fail)
@@ -384,20 +348,6 @@ bool dir_fed_authenticate(struct dir *d, const struct bc_jwt *jwt, const struct 
 		fail_set(fail, 401, "invalid_client", 700027,
 			 "Client assertion failed signature validation. [Reason - %.200s.]", err.msg);
 		goto done;
-	}
-	/* replay: only after the signature holds, so forged assertions cannot fill the table */
-	if (jti) {
-		int rc = jti_use(d, p, iss, jti, bc_json_int(jwt->claims, "exp", 0), &err);
-		if (rc == BC_ERR_EXISTS) {
-			fail_set(fail, 401, "invalid_client", 700025,
-				 "Client assertion has already been used (its jti was seen before).");
-			goto done;
-		} else if (rc) {
-			bc_log(BC_LOG_ERROR, request_id, "token: %s", err.msg);
-			fail_set(fail, 503, "temporarily_unavailable", 90033,
-				 "A transient error has occurred. Please try again.");
-			goto done;
-		}
 	}
 	bc_log(BC_LOG_DEBUG, request_id, "token: federated credential '%s' of %s accepted", m.name, p->app_id);
 	ok = true;

@@ -409,7 +409,7 @@ static int migrate_step(struct bc_store *st, const char *component, int64_t vers
 			struct bc_error *err)
 {
 	struct bc_txn *txn;
-	int64_t max;
+	int64_t max = 0;
 	int rc = migrate_begin(st, &txn, err);
 	if (rc)
 		return rc;
@@ -445,7 +445,7 @@ int bc_store_migrate(struct bc_store *st, const char *component, const char *con
 		     struct bc_error *err)
 {
 	struct bc_txn *txn;
-	int64_t max;
+	int64_t max = 0;
 	if (!component || !*component || (n && !steps))
 		return bc_error_set(err, BC_ERR_INVALID, "migration needs a component and steps");
 	int rc = migrate_begin(st, &txn, err);

@@ -140,7 +140,7 @@ static int primary(struct lexer *l, int *out)
 	struct mgr_filter *f = l->f;
 	enum mgr_fprop prop;
 	uint16_t lit;
-	int st, i;
+	int st, i = -1;
 	skip_ws(l);
 	if (take_char(l, '(')) {
 		if (++l->depth > MGR_FILTER_DEPTH)
@@ -216,7 +216,7 @@ static int primary(struct lexer *l, int *out)
 
 static int and_expr(struct lexer *l, int *out)
 {
-	int st = primary(l, out), rhs, i;
+	int st = primary(l, out), rhs = -1, i = -1;
 	while (st == BC_OK && take_word(l, "and")) {
 		if ((st = primary(l, &rhs)) != BC_OK || (st = node(l, MGR_FO_AND, &i)) != BC_OK)
 			break;
@@ -229,7 +229,7 @@ static int and_expr(struct lexer *l, int *out)
 
 static int or_expr(struct lexer *l, int *out)
 {
-	int st = and_expr(l, out), rhs, i;
+	int st = and_expr(l, out), rhs = -1, i = -1;
 	while (st == BC_OK && take_word(l, "or")) {
 		if ((st = and_expr(l, &rhs)) != BC_OK || (st = node(l, MGR_FO_OR, &i)) != BC_OK)
 			break;

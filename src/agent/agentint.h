@@ -1,6 +1,7 @@
-/* The agent's internals, shared by its modules: state on disk (state.c), the server protocol
- * (upstream.c), namespaces (netns.c), the control socket (ctl.c), the metadata listeners and the
- * sync loop (agent.c). */
+/* The agent's internals, shared by its modules: its lifecycle (agent.c), state on disk (state.c),
+ * the server protocol (upstream.c), namespaces (netns.c), the control socket (ctl.c), instances
+ * and their listeners (instance.c), the metadata endpoint's handlers (imds_http.c) and the sync
+ * loop (sync.c). */
 #ifndef AGENT_INT_H
 #define AGENT_INT_H
 
@@ -185,7 +186,7 @@ void agent_ctl_stop(struct agent *a);
 int agent_ops_start(struct agent *a, struct bc_error *err) BC_MUST_CHECK;
 void agent_ops_stop(struct agent *a);
 
-/* agent.c */
+/* instance.c */
 json_t *agent_status_json(struct agent *a);
 /* Replaces the App Service secret of the instance a selector means. */
 int agent_rotate_secret(struct agent *a, const char *selector, struct bc_error *err) BC_MUST_CHECK;
@@ -194,5 +195,25 @@ int agent_rotate_secret(struct agent *a, const char *selector, struct bc_error *
 struct agent_instance *agent_instance_lock(struct agent *a, const char *selector, size_t *matches);
 /* Resource ids of the instances a selector matches, as a JSON array (NULL on no memory). */
 json_t *agent_instance_matches(struct agent *a, const char *selector);
+/* A new instance of a sync entry, named local on this host, not yet started (NULL on no memory or
+ * a bad identities list). */
+struct agent_instance *agent_instance_new(struct agent *a, json_t *doc, const char *local);
+int agent_instance_start(struct agent *a, struct agent_instance *in, struct bc_error *err) BC_MUST_CHECK;
+void agent_instance_destroy(struct agent *a, struct agent_instance *in);
+void agent_instance_free(struct agent_instance *in);
+struct agent_instance *agent_instance_find(struct agent_instance *list, const char *resource_id);
+const char *agent_instance_key(const json_t *v);
+int agent_identities_parse(const json_t *inst, struct agent_identity **out, size_t *n) BC_MUST_CHECK;
+
+/* imds_http.c: mounts the metadata endpoint's routes and fallback on in->srv (IMDS's in a
+ * namespace, App Service's otherwise); *tag gets the listener tag the handlers tell them apart by. */
+int agent_imds_mount(struct agent *a, struct agent_instance *in, int *tag,
+		     struct bc_error *err) BC_MUST_CHECK;
+
+/* sync.c */
+/* Brings instances in line with a sync document. Returns false when something must be retried. */
+bool agent_sync_apply(struct agent *a, json_t *doc, bool issue);
+void *agent_sync_thread(void *arg); /* arg: struct agent */
+struct agent_cred *agent_cred_find(struct agent *a, const char *oid);
 
 #endif

@@ -138,7 +138,7 @@ static int verify_raw(const struct bc_jwk *k, const struct alg *a, const uint8_t
 int bc_sig_sign_digest(const struct bc_jwk *key, const char *alg, const uint8_t *digest, size_t dlen,
 		       struct bc_buf *sig, struct bc_error *err)
 {
-	const struct alg *a;
+	const struct alg *a = NULL;
 	int rc = check_alg(key, alg, dlen, &a, err);
 	if (rc)
 		return rc;
@@ -154,7 +154,7 @@ int bc_sig_sign_digest(const struct bc_jwk *key, const char *alg, const uint8_t 
 int bc_sig_verify_digest(const struct bc_jwk *key, const char *alg, const uint8_t *digest, size_t dlen,
 			 const uint8_t *sig, size_t slen, struct bc_error *err)
 {
-	const struct alg *a;
+	const struct alg *a = NULL;
 	int rc = check_alg(key, alg, dlen, &a, err);
 	if (rc)
 		return rc;
@@ -196,7 +196,7 @@ int bc_jws_sign(const struct bc_jwk *key, const char *alg, const json_t *header,
 		alg = bc_jwk_default_alg(key);
 	if (header && !json_is_object(header))
 		return bc_error_set(err, BC_ERR_INVALID, "jws header is not a json object");
-	const struct alg *a;
+	const struct alg *a = NULL;
 	int rc = check_alg(key, alg, SIZE_MAX, &a, err);
 	if (rc)
 		return rc;

@@ -125,8 +125,10 @@ static int load_keys(struct dir *d, const char *iss, struct fed_keys **out, stru
 	bc_httpc_res_init(&res);
 	if ((rc = fetch(d, url, &res, err)))
 		goto done;
-	json_error_t je;
-	doc = json_loadb(res.body.data ? (const char *)res.body.data : "", res.body.len, JSON_REJECT_DUPLICATES, &je);
+	/* untrusted bytes: the bounded parser (depth pre-scan, duplicates refused) that fuzz_json covers */
+	struct bc_error perr = {0};
+	if (bc_json_parse(res.body.data ? (const char *)res.body.data : "", res.body.len, 0, &doc, &perr) != BC_OK)
+		doc = NULL;
 	const char *doc_iss = bc_json_str(doc, "issuer"), *jwks_uri = bc_json_str(doc, "jwks_uri");
 	if (!doc_iss || strcmp(doc_iss, iss) != 0) {
 		rc = bc_error_set(err, BC_ERR_INVALID, "the OpenID configuration at %.200s does not name issuer '%.200s'",

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Workload identity federation with the real @azure/identity (WorkloadIdentityCredential with a
-# projected-token file, ClientAssertionCredential): a user-assigned identity gets a federated
+# projected-token file, ClientAssertionCredential) and Debian's azure.identity
+# (ClientAssertionCredential): a user-assigned identity gets a federated
 # identity credential through the resource manager (issuer, subject, audience); a token signed
 # by that OIDC issuer (an HTTPS server of the test's own, with a certificate from a test CA the
 # badge server trusts through --federation-ca-file) is exchanged at badge for the identity's
@@ -46,6 +47,24 @@ st=$(arm PUT "$FIC" "{\"properties\":{\"issuer\":\"https://127.0.0.1:$port\",\"s
 
 export AUTHORITY="$BADGE_LOGIN_URL" NODE_EXTRA_CA_CERTS="$BADGE_CA_FILE"
 node workload-identity.mjs client "$dir" || bt_fail "the clients failed"
+# Debian's azure.identity (1.13, no WorkloadIdentityCredential yet): ClientAssertionCredential
+# reading the projected token the node client left, as a workload's Python would
+REQUESTS_CA_BUNDLE="$BADGE_CA_FILE" AZURE_AUTHORITY_HOST="$BADGE_LOGIN_URL" SA_TOKEN_FILE="$dir/sa-token" /usr/bin/python3 - <<'PY' || bt_fail "python ClientAssertionCredential"
+import base64, json, os
+from azure.identity import ClientAssertionCredential
+env = os.environ
+def assertion():
+    with open(env["SA_TOKEN_FILE"]) as f:
+        return f.read().strip()
+# 1.13.0b2 passes any keyword on to object.__init__ (a bug): the authority comes from
+# AZURE_AUTHORITY_HOST, as a pod's environment would give it
+cred = ClientAssertionCredential(env["BADGE_TENANT_ID"], env["UAI_CLIENT_ID"], assertion)
+tok = cred.get_token(env["BADGE_MANAGEMENT_RESOURCE"] + ".default").token
+p = tok.split(".")[1]
+claims = json.loads(base64.urlsafe_b64decode(p + "=" * (-len(p) % 4)))
+assert claims["oid"] == env["UAI_PRINCIPAL_ID"], claims["oid"]
+print("python ClientAssertionCredential: token (oid %s)" % claims["oid"])
+PY
 
 # deleting the credential refuses the next exchange at once
 st=$(arm DELETE "$FIC"); [[ $st == 200 ]] || bt_fail "delete: $st"

@@ -126,10 +126,7 @@ int vault_audit_read(struct bc_store *st, const char *vault, int64_t since_ms, i
 		     void *ctx, struct bc_error *err)
 {
 	char lv[BC_LIMIT_NAME + 1];
-	size_t i = 0;
-	for (; vault && vault[i] && i + 1 < sizeof(lv); i++)
-		lv[i] = (char)((vault[i] >= 'A' && vault[i] <= 'Z') ? vault[i] + 32 : vault[i]);
-	lv[i] = '\0';
+	vault_lower(lv, vault, sizeof(lv));
 	struct read_ctx r = {.fn = fn, .ctx = ctx};
 	struct bc_param p[] = {BC_PTEXT(lv), BC_PINT(since_ms), BC_PINT(limit > 0 ? limit : 1000)};
 	return bc_store_exec(

@@ -67,21 +67,13 @@ void vault_cache_invalidate(struct vault_cache *c)
 		atomic_fetch_add(&c->gen, 1);
 }
 
-static void lower_into(char *dst, size_t cap, const char *s)
-{
-	size_t i = 0;
-	for (; s && s[i] && i + 1 < cap; i++)
-		dst[i] = (char)((s[i] >= 'A' && s[i] <= 'Z') ? s[i] + 32 : s[i]);
-	dst[i] = '\0';
-}
-
 /* "vault\nkind\nname\nversion" (names are case-insensitive, as in the store); false when it
  * does not fit (then the row is not cached). */
 static bool make_key(char *key, const char *vault, const char *kind, const char *name, const char *version)
 {
 	char lname[BC_LIMIT_NAME + 1], lver[40];
-	lower_into(lname, sizeof(lname), name);
-	lower_into(lver, sizeof(lver), version ? version : "");
+	vault_lower(lname, name, sizeof(lname));
+	vault_lower(lver, version, sizeof(lver));
 	size_t n = (size_t)snprintf(key, KEY_MAX, "%s\n%s\n%s\n%s", vault, kind, lname, lver);
 	return n < KEY_MAX;
 }

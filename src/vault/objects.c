@@ -3,7 +3,6 @@
  * lookup is by primary key; lists walk the primary key from a keyset cursor, so a page costs
  * the same with a thousand objects as with a million. Names are case-insensitive (Key Vault's
  * rule): the key column is the lower-case name, the name column keeps the spelling given. */
-#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 #include "core/store.h"
@@ -34,14 +33,6 @@ static const char *const schema[] = {
 int vault_schema_migrate(struct bc_store *st, struct bc_error *err)
 {
 	return bc_store_migrate(st, "vault", schema, sizeof(schema) / sizeof(schema[0]), err);
-}
-
-static void lower(char *dst, const char *src, size_t n)
-{
-	size_t i = 0;
-	for (; src[i] && i + 1 < n; i++)
-		dst[i] = (char)tolower((unsigned char)src[i]);
-	dst[i] = '\0';
 }
 
 void vault_row_release(struct vault_row *r)
@@ -116,9 +107,9 @@ int vault_obj_get(struct bc_store *st, struct bc_txn *txn, const char *vault, co
 	struct vault_row r;
 	struct get_ctx g = {.out = &r};
 	int rc;
-	lower(lname, name, sizeof(lname));
+	vault_lower(lname, name, sizeof(lname));
 	if (version && *version) {
-		lower(lver, version, sizeof(lver));
+		vault_lower(lver, version, sizeof(lver));
 		struct bc_param p[] = {BC_PTEXT(vault), BC_PTEXT(kind), BC_PTEXT(lname), BC_PINT(deleted),
 				       BC_PTEXT(lver)};
 		rc = bc_store_exec(st, txn,
@@ -180,7 +171,7 @@ int vault_obj_versions(struct bc_store *st, const char *vault, const char *kind,
 {
 	char lname[BC_LIMIT_NAME + 1];
 	struct list_ctx l = {.fn = fn, .ctx = ctx};
-	lower(lname, name, sizeof(lname));
+	vault_lower(lname, name, sizeof(lname));
 	struct bc_param p[] = {BC_PTEXT(vault), BC_PTEXT(kind), BC_PTEXT(lname), BC_PINT(after_seq),
 			       BC_PINT(limit)};
 	return bc_store_exec(
@@ -197,7 +188,7 @@ int vault_obj_exists(struct bc_store *st, struct bc_txn *txn, const char *vault,
 	char lname[BC_LIMIT_NAME + 1];
 	int64_t del = 0;
 	bool found = false;
-	lower(lname, name, sizeof(lname));
+	vault_lower(lname, name, sizeof(lname));
 	struct bc_param p[] = {BC_PTEXT(vault), BC_PTEXT(kind), BC_PTEXT(lname)};
 	int rc = bc_store_get_int(
 		st, txn, "SELECT deleted FROM vault_objects WHERE vault = ? AND kind = ? AND lname = ?", p, 3,
@@ -218,7 +209,7 @@ int vault_obj_put_raw(struct bc_store *st, struct bc_txn *txn, const char *vault
 		      const struct vault_row *r, bool latest, struct bc_error *err)
 {
 	char lname[BC_LIMIT_NAME + 1];
-	lower(lname, r->name, sizeof(lname));
+	vault_lower(lname, r->name, sizeof(lname));
 	struct bc_param p[] = {
 		BC_PTEXT(vault),
 		BC_PTEXT(kind),
@@ -272,7 +263,7 @@ int vault_obj_put(struct bc_store *st, struct bc_txn *txn, const char *vault, co
 		return rc;
 	if (deleted)
 		return bc_error_set(err, BC_ERR_FORBIDDEN, "%s is deleted but recoverable", kind);
-	lower(lname, r->name, sizeof(lname));
+	vault_lower(lname, r->name, sizeof(lname));
 	if (exists) {
 		struct bc_param p[] = {BC_PTEXT(vault), BC_PTEXT(kind), BC_PTEXT(lname)};
 		rc = bc_store_get_int(st, txn,
@@ -290,7 +281,7 @@ int vault_obj_update(struct bc_store *st, struct bc_txn *txn, const char *vault,
 		     const struct vault_row *r, struct bc_error *err)
 {
 	char lname[BC_LIMIT_NAME + 1];
-	lower(lname, r->name, sizeof(lname));
+	vault_lower(lname, r->name, sizeof(lname));
 	struct bc_param p[] = {
 		BC_PINT(r->enabled),
 		opt_int(r->has_nbf, r->nbf),
@@ -333,7 +324,7 @@ int vault_obj_delete(struct bc_store *st, struct bc_txn *txn, const char *vault,
 		     const char *name, int64_t deleted_date, int64_t purge_date, struct bc_error *err)
 {
 	char lname[BC_LIMIT_NAME + 1];
-	lower(lname, name, sizeof(lname));
+	vault_lower(lname, name, sizeof(lname));
 	if (purge_date == 0)
 		return delete_all(st, txn, vault, kind, lname, err);
 	struct bc_param p[] = {BC_PINT(deleted_date), BC_PINT(purge_date), BC_PTEXT(vault), BC_PTEXT(kind),
@@ -352,7 +343,7 @@ int vault_obj_recover(struct bc_store *st, struct bc_txn *txn, const char *vault
 		      const char *name, struct bc_error *err)
 {
 	char lname[BC_LIMIT_NAME + 1];
-	lower(lname, name, sizeof(lname));
+	vault_lower(lname, name, sizeof(lname));
 	struct bc_param p[] = {BC_PTEXT(vault), BC_PTEXT(kind), BC_PTEXT(lname)};
 	int64_t changes = 0;
 	int rc = bc_store_exec(st, txn,
@@ -374,7 +365,7 @@ int vault_obj_purge(struct bc_store *st, struct bc_txn *txn, const char *vault, 
 		return rc;
 	if (!deleted)
 		return bc_error_set(err, BC_ERR_NOT_FOUND, "deleted %s not found", kind);
-	lower(lname, name, sizeof(lname));
+	vault_lower(lname, name, sizeof(lname));
 	return delete_all(st, txn, vault, kind, lname, err);
 }
 

@@ -351,7 +351,7 @@ static const char *reject_msg(const struct bc_error *err)
 	return "AKV10017: Token validation failed.";
 }
 
-static void lower_copy(char *dst, const char *src, size_t n)
+void vault_lower(char *dst, const char *src, size_t n)
 {
 	size_t i = 0;
 	for (; src && src[i] && i + 1 < n; i++)
@@ -365,7 +365,7 @@ static int lookup(struct vault *v, const char *label, struct mgr_vault_info *inf
 	char name[BC_LIMIT_NAME + 1];
 	if (!vault_vault_name_valid(label))
 		return BC_ERR_NOT_FOUND;
-	lower_copy(name, label, sizeof(name));
+	vault_lower(name, label, sizeof(name));
 	int rc = mgr_vault_lookup(v->mgr, name, info, &err);
 	if (rc != BC_OK && rc != BC_ERR_NOT_FOUND)
 		bc_log_error("vault: lookup of vault %s failed: %s", name, err.msg);
@@ -411,7 +411,7 @@ static void audit_begin(struct vreq *q)
 	bc_strlcpy(q->audit.operation, q->route->operation, sizeof(q->audit.operation));
 	bc_strlcpy(q->audit.client_ip, q->req->client_ip, sizeof(q->audit.client_ip));
 	bc_strlcpy(q->audit.request_id, q->req->request_id, sizeof(q->audit.request_id));
-	lower_copy(q->audit.scope, q->req->ncaptures ? q->req->captures[0] : "", sizeof(q->audit.scope));
+	vault_lower(q->audit.scope, q->req->ncaptures ? q->req->captures[0] : "", sizeof(q->audit.scope));
 }
 
 static void audit_caller(struct vreq *q)
@@ -500,7 +500,7 @@ static void vault_handle(struct bc_http_req *req, struct bc_http_res *res, void 
 			vault_internal(q, NULL);
 		goto done;
 	}
-	lower_copy(q->vkey, q->info.name, sizeof(q->vkey));
+	vault_lower(q->vkey, q->info.name, sizeof(q->vkey));
 	bc_strlcpy(q->audit.scope, q->vkey, sizeof(q->audit.scope));
 	if (!vault_throttle(q, vm->rl_class))
 		goto done; /* 429, audited below like any answer */

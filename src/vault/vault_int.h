@@ -192,6 +192,9 @@ void vault_row_release(struct vault_row *r);
 int vault_obj_get(struct bc_store *st, struct bc_txn *txn, const char *vault, const char *kind,
 		  const char *name, const char *version, bool deleted, struct vault_row *out,
 		  struct bc_error *err) BC_MUST_CHECK;
+/* dst[n] = src in ASCII lower case, cut to fit, NUL-terminated; NULL src gives "". Vault and
+ * object names are case-insensitive: every key made from one goes through this. */
+void vault_lower(char *dst, const char *src, size_t n);
 /* The read cache of object versions (cache.c). vault_obj_read is vault_obj_get outside a
  * transaction, for objects that are not deleted, answered from the cache when it can be. */
 #define VAULT_NOTIFY_CHANNEL "vault_objects"

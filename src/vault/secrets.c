@@ -8,23 +8,19 @@
 #include "core/util.h"
 #include "vault/vault_int.h"
 
+static int secret_body(struct vreq *q, const struct vault_row *r, const char *value, size_t len,
+		       struct bc_buf *out);
+
+/* The bundle as a tree (the answers that add to it or reply through vault_reply): the GET's
+ * document, read back. */
 static json_t *secret_bundle(struct vreq *q, const struct vault_row *r, const char *value)
 {
-	char id[600];
-	json_t *b = json_object();
-	if (!b)
-		return NULL;
-	snprintf(id, sizeof(id), "%s/secrets/%s/%s", q->base, r->name, r->version);
-	if (value)
-		json_object_set_new(b, "value", json_string(value));
-	json_object_set_new(b, "id", json_string(id));
-	if (r->content_type)
-		json_object_set_new(b, "contentType", json_string(r->content_type));
-	json_t *tags = vault_tags_json(r->tags);
-	if (tags)
-		json_object_set_new(b, "tags", tags);
-	json_object_set_new(b, "attributes", vault_attrs_json(q, r, false));
-	return b;
+	struct bc_buf b = {0};
+	json_t *j = secret_body(q, r, value, value ? strlen(value) : 0, &b) == BC_OK
+			    ? json_loadb(b.data, b.len, 0, NULL)
+			    : NULL;
+	bc_buf_release(&b);
+	return j;
 }
 
 static json_t *secret_item(struct vreq *q, const struct vault_row *r, bool with_version)
@@ -131,21 +127,27 @@ done:
 
 /* ---- get ------------------------------------------------------------------------------- */
 
-/* The body of a GET, written directly: the same document as secret_bundle (a unit test holds
- * them equal) without building a tree, validating the value's UTF-8 twice or parsing the
- * stored tags. The tags are stored as a compact JSON object we wrote (tags_text). */
-static int secret_get_body(struct vreq *q, const struct vault_row *r, const char *value, size_t len,
-			   struct bc_buf *out)
+/* A secret bundle written directly (value omitted when NULL): a GET answers with it without
+ * building a tree, validating the value's UTF-8 twice or parsing the stored tags, and
+ * secret_bundle reads it back for the others. The tags are stored as a compact JSON object we
+ * wrote (tags_text). */
+static int secret_body(struct vreq *q, const struct vault_row *r, const char *value, size_t len,
+		       struct bc_buf *out)
 {
 	char id[600];
 	int n = snprintf(id, sizeof(id), "%s/secrets/%s/%s", q->base, r->name, r->version);
 	size_t tl = r->tags ? strlen(r->tags) : 0;
 	bool tags = tl >= 2 && r->tags[0] == '{' && r->tags[tl - 1] == '}';
-	int rc = bc_buf_append(out, "{\"value\":", 9);
+	int rc = bc_buf_appendc(out, '{');
+	if (rc == BC_OK && value) {
+		rc = bc_buf_append(out, "\"value\":", 8);
+		if (rc == BC_OK)
+			rc = bc_json_put_str(out, value, len);
+		if (rc == BC_OK)
+			rc = bc_buf_appendc(out, ',');
+	}
 	if (rc == BC_OK)
-		rc = bc_json_put_str(out, value, len);
-	if (rc == BC_OK)
-		rc = bc_buf_append(out, ",\"id\":", 6);
+		rc = bc_buf_append(out, "\"id\":", 5);
 	if (rc == BC_OK)
 		rc = bc_json_put_str(out, id, (size_t)n < sizeof(id) ? (size_t)n : sizeof(id) - 1);
 	if (rc == BC_OK && r->content_type) {
@@ -213,7 +215,7 @@ static void secret_get(struct vreq *q)
 		goto done;
 	}
 	vault_audit_object(q, "secrets", r.name, r.version);
-	if (secret_get_body(q, &r, (const char *)value, len, bc_http_res_raw(q->res, 200, NULL)) != BC_OK)
+	if (secret_body(q, &r, (const char *)value, len, bc_http_res_raw(q->res, 200, NULL)) != BC_OK)
 		vault_internal(q, NULL);
 done:
 	if (value) {

@@ -104,27 +104,16 @@ int vault_recoverable_days(const struct mgr_vault_info *info)
 
 json_t *vault_attrs_json(const struct vreq *q, const struct vault_row *r, bool key)
 {
-	json_t *a = json_object();
-	if (!a)
-		return NULL;
-	json_object_set_new(a, "enabled", json_boolean(r->enabled));
-	if (r->has_nbf)
-		json_object_set_new(a, "nbf", json_integer(r->nbf));
-	if (r->has_exp)
-		json_object_set_new(a, "exp", json_integer(r->exp));
-	json_object_set_new(a, "created", json_integer(r->created));
-	json_object_set_new(a, "updated", json_integer(r->updated));
-	json_object_set_new(a, "recoveryLevel", json_string(vault_recovery_level(&q->info)));
-	if (q->info.soft_delete)
-		json_object_set_new(a, "recoverableDays", json_integer(vault_recoverable_days(&q->info)));
-	if (key)
-		json_object_set_new(a, "exportable", json_false());
+	/* one definition of the document: vault_attrs_write's, read back as a tree */
+	struct bc_buf b = {0};
+	json_t *a = vault_attrs_write(q, r, key, &b) == BC_OK ? json_loadb(b.data, b.len, 0, NULL) : NULL;
+	bc_buf_release(&b);
 	return a;
 }
 
 int vault_attrs_write(const struct vreq *q, const struct vault_row *r, bool key, struct bc_buf *out)
 {
-	/* vault_attrs_json's document, in its order */
+	/* the attributes object (vault_attrs_json reads this back as a tree) */
 	int rc = bc_buf_appendf(out, "{\"enabled\":%s", r->enabled ? "true" : "false");
 	if (rc == BC_OK && r->has_nbf)
 		rc = bc_buf_appendf(out, ",\"nbf\":%lld", (long long)r->nbf);

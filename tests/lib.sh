@@ -157,16 +157,21 @@ bt_admin_api() {
 	}
 }
 
+# bt_admin_vault NAME [PERMISSIONS]: group rg1 and vault NAME with an access policy for the
+# administrator (PERMISSIONS, default {"secrets":["all"]}). Sets BT_MTOK (the administrator's
+# management token), BT_OID (its object id) and BT_VTOK (its vault token).
 bt_admin_vault() {
-	local mtok oid st sub=$BADGE_SUBSCRIPTION_ID
-	mtok=$(token "$BADGE_MANAGEMENT_RESOURCE")
-	oid=$(/usr/bin/python3 -c 'import sys,json,base64; p=sys.argv[1].split(".")[1]; print(json.loads(base64.urlsafe_b64decode(p+"=="*2))["oid"])' "$mtok")
+	local st sub=$BADGE_SUBSCRIPTION_ID perms=${2:-'{"secrets":["all"]}'}
+	BT_MTOK=$(token "$BADGE_MANAGEMENT_RESOURCE")
+	[[ -n "$BT_MTOK" && "$BT_MTOK" != null ]] || bt_fail "no management token"
+	BT_OID=$(/usr/bin/python3 -c 'import sys,json,base64; p=sys.argv[1].split(".")[1]; print(json.loads(base64.urlsafe_b64decode(p+"=="*2))["oid"])' "$BT_MTOK")
+	local mtok=$BT_MTOK oid=$BT_OID
 	st=$(code -X PUT -H "Authorization: Bearer $mtok" -H 'Content-Type: application/json' -d '{"location":"local"}' \
 		"$BADGE_URL/subscriptions/$sub/resourcegroups/rg1?api-version=2021-04-01")
 	[[ $st == 200 || $st == 201 ]] || bt_fail "resource group: $st"
 	st=$(code -X PUT -H "Authorization: Bearer $mtok" -H 'Content-Type: application/json' \
 		-d "{\"location\":\"local\",\"properties\":{\"tenantId\":\"$BADGE_TENANT_ID\",\"sku\":{\"family\":\"A\",\"name\":\"standard\"},
-	\"accessPolicies\":[{\"tenantId\":\"$BADGE_TENANT_ID\",\"objectId\":\"$oid\",\"permissions\":{\"secrets\":[\"all\"]}}]}}" \
+	\"accessPolicies\":[{\"tenantId\":\"$BADGE_TENANT_ID\",\"objectId\":\"$oid\",\"permissions\":$perms}]}}" \
 		"$BADGE_URL/subscriptions/$sub/resourceGroups/rg1/providers/Microsoft.KeyVault/vaults/$1?api-version=2023-07-01")
 	[[ $st == 200 || $st == 201 ]] || bt_fail "vault: $st $(cat "$_BT_BODY")"
 	BT_VTOK=$(token "$BADGE_VAULT_RESOURCE")

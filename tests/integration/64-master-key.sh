@@ -11,23 +11,9 @@ srv="$dir/server"
 bt_start_server "$srv" --public-port 8443
 export BADGE_DATA_DIR=$srv
 
-c() { curl -sS --cacert "$BADGE_CA_FILE" "$@"; }
-code() { c -o "$dir/body" -w '%{http_code}' "$@"; }
-admin_id=$(jq -r .clientId "$srv/admin.json")
-admin_secret=$(jq -r .clientSecret "$srv/admin.json")
-mtok=$(c -d grant_type=client_credentials -d client_id="$admin_id" --data-urlencode client_secret="$admin_secret" \
-	--data-urlencode scope="$BADGE_MANAGEMENT_RESOURCE/.default" "$BADGE_URL/$BADGE_TENANT_ID/oauth2/v2.0/token" |
-	jq -r .access_token)
-[[ -n "$mtok" && "$mtok" != null ]] || bt_fail "no management token"
-oid=$(/usr/bin/python3 -c 'import sys,json,base64; p=sys.argv[1].split(".")[1]; print(json.loads(base64.urlsafe_b64decode(p+"=="*2))["oid"])' "$mtok")
-sub=$BADGE_SUBSCRIPTION_ID
-arm() { code -X PUT -H "Authorization: Bearer $mtok" -H 'Content-Type: application/json' "$@"; }
-st=$(arm -d '{"location":"local"}' "$BADGE_URL/subscriptions/$sub/resourcegroups/rg1?api-version=2021-04-01")
-[[ $st == 200 || $st == 201 ]] || bt_fail "resource group: $st $(cat "$dir/body")"
-st=$(arm -d "{\"location\":\"local\",\"properties\":{\"tenantId\":\"$BADGE_TENANT_ID\",\"sku\":{\"family\":\"A\",\"name\":\"standard\"},
-	\"accessPolicies\":[{\"tenantId\":\"$BADGE_TENANT_ID\",\"objectId\":\"$oid\",\"permissions\":{\"secrets\":[\"all\"],\"keys\":[\"all\"]}}]}}" \
-	"$BADGE_URL/subscriptions/$sub/resourceGroups/rg1/providers/Microsoft.KeyVault/vaults/kv1?api-version=2023-07-01")
-[[ $st == 200 || $st == 201 ]] || bt_fail "vault: $st $(cat "$dir/body")"
+bt_admin_api "$srv" "$dir/body"
+bt_admin_vault kv1 '{"secrets":["all"],"keys":["all"]}'
+mtok=$BT_MTOK sub=$BADGE_SUBSCRIPTION_ID admin_id=$BT_ADMIN_ID admin_secret=$BT_ADMIN_SECRET
 
 kv() { "$BADGE_BIN" keyvault "$@" --vault-name kv1; }
 marker="rotate-marker-$RANDOM-$RANDOM"
